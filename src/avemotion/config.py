@@ -7,6 +7,7 @@ key, so a typo in an ablation fails at once instead of silently using a default.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import types
 import typing
@@ -114,7 +115,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if len(args) != len(value):
             raise ParamsError(f"params: '{key}' must have {len(args)} items, got {value!r}")
         return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(args, value)))
-    if origin in (dict, Mapping, typing.Mapping) or hint in (dict, Mapping):
+    if origin in (dict, collections.abc.Mapping) or hint in (dict, Mapping, collections.abc.Mapping):
         if not isinstance(value, Mapping):
             raise ParamsError(f"params: '{key}' must be a mapping, got {value!r}")
         if not args:

@@ -1,0 +1,518 @@
+"""Training: one variant from shards to checkpoints, curves, predictions and metrics.
+
+The loop follows torchvision's classification reference: `train_one_epoch`,
+`evaluate`, and `fit` that ties them together. It runs on CPU or CUDA (chosen
+automatically, logged), and on several processes through ``torchrun``
+(DistributedDataParallel; gloo on CPU, NCCL on CUDA). On CUDA it uses bf16 autocast,
+channels_last for the visual stream, pinned memory and non-blocking copies; frames
+travel as uint8 and become float on the device.
+
+Every epoch writes ``checkpoints/last.pt`` (model, optimizer, scheduler, weighting
+state, epoch, RNG state, resolved config) and ``checkpoints/best.pt`` when the
+validation NLL sum improves. A killed run started again with the same config resumes
+from ``last.pt`` and ends with the same result as an uninterrupted run (on CPU, same
+seed): data order depends only on (seed, epoch), and the torch RNG state is restored.
+A checkpoint written under another config is never resumed from.
+
+The best epoch is chosen by the *unweighted* sum of the validation NLLs, because the
+weighted joint loss is not comparable across epochs when the weights move.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterable, Literal, Mapping
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from . import metrics as M
+from .config import as_dict
+from .files import atomic_path, write_json, write_text
+from .model import ModelConfig, build_model
+from .shards import ShardDataset
+from .weighting import build_weighting
+
+log = logging.getLogger(__name__)
+
+TASKS = ("emotion", "gender")
+MODALITIES = ("audio", "video")
+
+
+class TrainError(ValueError):
+    """Bad training input (variant, shards, device); the message says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """params.yaml `train` (defaults: the authors' code, see PAPER.md)."""
+
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+    schedule: Literal["step", "cosine", "none"] = "step"
+    step_epochs: int = 10  # step schedule: multiply lr by gamma every step_epochs
+    gamma: float = 0.1
+    epochs: int = 100
+    batch: int = 1
+    clip: float = 1.0  # max gradient norm; 0 = off
+    seed: int = 2018
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA if present, else CPU
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 on CUDA, off on CPU
+    workers: int = 0  # DataLoader worker processes
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+
+    def validate(self, where: str = "train") -> None:
+        from .config import ParamsError
+
+        for key in ("lr", "epochs", "batch"):
+            if getattr(self, key) <= 0:
+                raise ParamsError(f"params: '{where}.{key}' must be > 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantConfig:
+    """One entry of params.yaml `variants`: which streams, which loss weighting."""
+
+    modalities: tuple[str, ...]
+    weighting: str
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def validate(self, where: str = "variant") -> None:
+        from .config import ParamsError
+
+        bad = [m for m in self.modalities if m not in MODALITIES]
+        if bad or not self.modalities or len(set(self.modalities)) != len(self.modalities):
+            raise ParamsError(
+                f"params: '{where}.modalities' is {list(self.modalities)}; use a non-empty list of "
+                f"{', '.join(MODALITIES)}"
+            )
+
+
+# ----------------------------------------------------------------------------- setup
+
+
+@dataclasses.dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_kind: str) -> Dist:
+    """Join the process group when started by torchrun (RANK/WORLD_SIZE set)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def choose_device(cfg: TrainConfig, d: Dist = Dist()) -> torch.device:
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise TrainError("train.device is cuda but no CUDA device is available; set train.device: auto or cpu")
+    if cfg.device == "auto" and not torch.cuda.is_available():
+        warnings.warn("no CUDA device found: training on CPU (set train.device: cpu to silence this)", stacklevel=2)
+    if cfg.device == "cpu" or not torch.cuda.is_available():
+        device = torch.device("cpu")
+    else:
+        device = torch.device("cuda", d.local_rank)
+        torch.cuda.set_device(device)
+    log.info("training on %s", device)
+    return device
+
+
+def amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if cfg.amp == "off" or (cfg.amp == "auto" and device.type != "cuda"):
+        return None
+    if cfg.amp == "fp16" and device.type != "cuda":
+        raise TrainError("train.amp: fp16 needs CUDA; use bf16 or off on CPU")
+    return torch.float16 if cfg.amp == "fp16" else torch.bfloat16
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def make_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig):
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_epochs, gamma=cfg.gamma)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def to_device(batch: Mapping[str, Any], device: torch.device, modalities: Iterable[str]) -> dict:
+    """Move a batch; uint8 frames and int16 audio stay integer until the model converts them."""
+    nb = device.type == "cuda"
+    out = {k: batch[k].to(device, non_blocking=nb) for k in ("emotion", "gender", "steps")}
+    out["audio"] = batch["audio"].to(device, non_blocking=nb) if "audio" in modalities else None
+    out["faces"] = batch["faces"].to(device, non_blocking=nb) if "video" in modalities else None
+    return out
+
+
+def task_losses(model: nn.Module, b: Mapping[str, Any], autocast) -> tuple[dict[str, torch.Tensor], dict]:
+    with autocast():
+        out = model(b["audio"], b["faces"], b["steps"])
+    losses = {
+        "emotion": F.cross_entropy(out["emotion"].float(), b["emotion"]),
+        "gender": F.cross_entropy(out["gender"].float(), b["gender"]),
+    }
+    return losses, out
+
+
+def train_one_epoch(
+    model: nn.Module,
+    weighting: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    modalities: tuple[str, ...],
+    clip: float,
+    autocast,
+    scaler: torch.amp.GradScaler,
+    d: Dist,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> dict[str, float]:
+    """One pass over the training loader; returns sample-weighted means."""
+    model.train()
+    weighting.train()
+    sums = {"nll_emotion": 0.0, "nll_gender": 0.0, "joint": 0.0}
+    n = 0
+    it = progress(loader) if progress else loader
+    for batch in it:
+        b = to_device(batch, device, modalities)
+        losses, _ = task_losses(model, b, autocast)
+        optimizer.zero_grad(set_to_none=True)
+        shared = _unwrap(model).last_shared_parameters() if weighting.needs_shared else None
+        wl = weighting(losses, shared=shared, scaler=scaler)  # GradNorm's extra backward happens here
+        joint, weights = wl.loss, wl.weights
+        scaler.scale(joint).backward()  # the weighting averages its own gradients over DDP ranks
+        if clip > 0:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(_unwrap(model).parameters(), clip)
+        scaler.step(optimizer)
+        scaler.update()
+        weighting.after_step()
+        k = b["emotion"].shape[0]
+        n += k
+        sums["nll_emotion"] += losses["emotion"].item() * k
+        sums["nll_gender"] += losses["gender"].item() * k
+        sums["joint"] += joint.item() * k
+        if progress and hasattr(it, "set_postfix"):
+            it.set_postfix(
+                L_e=f"{sums['nll_emotion'] / n:.3f}", L_g=f"{sums['nll_gender'] / n:.3f}",
+                w_e=f"{weights['emotion']:.3f}", w_g=f"{weights['gender']:.3f}",
+            )
+    means = {k: v / max(n, 1) for k, v in sums.items()}
+    if d.world > 1:
+        t = torch.tensor([means[k] * n for k in sums] + [n], dtype=torch.float64)
+        dist.all_reduce(t)
+        means = {k: float(t[i] / max(t[-1], 1)) for i, k in enumerate(sums)}
+    return means
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    modalities: tuple[str, ...],
+    weights: Mapping[str, float],
+    autocast,
+) -> tuple[dict[str, float], dict[str, list]]:
+    """Per-task mean NLLs, their sum, the weighted joint loss; and per-utterance predictions."""
+    model.eval()
+    sums = {"emotion": 0.0, "gender": 0.0}
+    n = 0
+    preds: dict[str, list] = {"utterance_id": [], "emotion_true": [], "emotion_pred": [], "gender_true": [], "gender_pred": [], "emotion_prob": [], "gender_prob": []}
+    for batch in loader:
+        b = to_device(batch, device, modalities)
+        with autocast():
+            out = model(b["audio"], b["faces"], b["steps"])
+        for task in TASKS:
+            logits = out[task].float()
+            sums[task] += F.cross_entropy(logits, b[task], reduction="sum").item()
+            preds[f"{task}_true"] += b[task].tolist()
+            preds[f"{task}_pred"] += logits.argmax(1).tolist()
+            preds[f"{task}_prob"] += [[round(p, 6) for p in row] for row in logits.softmax(1).tolist()]
+        preds["utterance_id"] += list(batch["utterance_id"])
+        n += b["emotion"].shape[0]
+    nll = {f"nll_{t}": sums[t] / max(n, 1) for t in TASKS}
+    nll["nll_sum"] = nll["nll_emotion"] + nll["nll_gender"]
+    nll["joint"] = weights["emotion"] * nll["nll_emotion"] + weights["gender"] * nll["nll_gender"]
+    return nll, preds
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+def check_shards(meta: Mapping, expected: Mapping, shard_dir: Path) -> None:
+    """Refuse shards built under other params (classes, shapes) with the stage to rerun."""
+    diffs = [f"{k}: shards have {meta.get(k)!r}, params give {v!r}" for k, v in expected.items() if meta.get(k) != v]
+    if diffs:
+        raise TrainError(
+            f"{shard_dir} was built with other params ({'; '.join(diffs)}); rerun `dvc repro shard` "
+            "(or `dvc repro` to rebuild everything that is stale)"
+        )
+
+
+def config_digest(resolved: Mapping) -> str:
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+CURVE_FIELDS = (
+    "epoch", "lr",
+    "train_joint", "train_nll_emotion", "train_nll_gender",
+    "val_joint", "val_nll_emotion", "val_nll_gender", "val_nll_sum",
+    "w_emotion", "w_gender",
+)
+
+
+def fit(
+    shard_dir: Path,
+    out_dir: Path,
+    name: str,
+    variant: VariantConfig,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    progress: bool = True,
+    stop_after_epoch: int | None = None,
+) -> dict | None:
+    """Train one variant; write checkpoints, curves, predictions and metrics.json.
+
+    Returns the variant's metrics (on the master process; None elsewhere).
+    `stop_after_epoch` ends the run early as if it had been killed (for tests).
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    probe = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
+    d = init_distributed(probe.type)
+    device = choose_device(cfg, d)
+    dtype = amp_dtype(cfg, device)
+    autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
+    modalities = tuple(variant.modalities)
+
+    train_ds = ShardDataset(shard_dir, "train", modalities, shuffle=True, seed=cfg.seed, rank=d.rank, world=d.world)
+    meta = train_ds.meta
+    model_cfg = dataclasses.replace(
+        model_cfg,
+        modalities=modalities,
+        n_emotions=len(meta["classes"]),
+        seconds=meta["audio_samples"] / model_cfg.sample_rate,
+        fps=meta["steps"] / (meta["audio_samples"] / model_cfg.sample_rate),
+    )
+    resolved = {"variant": name, **as_dict(variant), "model": as_dict(model_cfg), "train": as_dict(cfg), "shards": meta}
+    digest = config_digest(resolved)
+
+    seed_everything(cfg.seed)
+    model = build_model(model_cfg).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    try:
+        weighting = build_weighting(variant.weighting, tasks=TASKS, **dict(variant.options)).to(device)
+    except (TypeError, ValueError) as exc:
+        raise TrainError(f"variants.{name}: {exc}") from exc
+    if d.world > 1:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = make_optimizer(list(_unwrap(model).parameters()) + list(weighting.parameters()), cfg)
+    scheduler = make_scheduler(optimizer, cfg)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+    pin = device.type == "cuda"
+    train_loader = DataLoader(train_ds, batch_size=cfg.batch, num_workers=cfg.workers, pin_memory=pin, persistent_workers=False)
+    val_loader = DataLoader(ShardDataset(shard_dir, "val", modalities), batch_size=max(cfg.batch, 8), num_workers=cfg.workers, pin_memory=pin)
+    test_loader = DataLoader(ShardDataset(shard_dir, "test", modalities), batch_size=max(cfg.batch, 8), num_workers=cfg.workers, pin_memory=pin)
+
+    ckpt_dir = out_dir / "checkpoints"
+    curves: list[dict] = []
+    start, best = 0, math.inf
+    last = ckpt_dir / "last.pt"
+    if last.is_file():
+        state = load_checkpoint(last)
+        if state.get("digest") == digest:
+            _unwrap(model).load_state_dict(state["model"])
+            weighting.load_state_dict(state["weighting"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            torch.set_rng_state(state["rng"])
+            start, best = state["epoch"] + 1, state["best"]
+            curves = json.loads(state["curves"])
+            log.info("%s: resuming after epoch %d from %s", name, state["epoch"] + 1, last)
+        else:
+            log.warning("%s: %s was written under another config; starting afresh", name, last)
+
+    for epoch in range(start, cfg.epochs):
+        train_ds.set_epoch(epoch)
+        bar = None
+        if progress and d.master:
+            from tqdm import tqdm
+
+            bar = lambda it, e=epoch: tqdm(it, desc=f"{name} epoch {e + 1}/{cfg.epochs}", unit="batch", leave=False, total=math.ceil(len(train_ds) / cfg.batch))
+        tr = train_one_epoch(model, weighting, train_loader, optimizer, device, modalities, cfg.clip, autocast, scaler, d, bar)
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        weighting.end_epoch({"emotion": tr["nll_emotion"], "gender": tr["nll_gender"]})
+        w = weighting.current_weights()
+        if d.master:
+            va, _ = evaluate(model, val_loader, device, modalities, w, autocast)
+            curves.append(
+                {"epoch": epoch + 1, "lr": lr, **{f"train_{k}": v for k, v in tr.items()},
+                 **{f"val_{k}": v for k, v in va.items()}, "w_emotion": w["emotion"], "w_gender": w["gender"]}
+            )
+            log.info("%s epoch %d: train joint %.4f | val NLL e %.4f g %.4f | w %.3f/%.3f", name, epoch + 1, tr["joint"], va["nll_emotion"], va["nll_gender"], w["emotion"], w["gender"])
+            state = {
+                "model": _unwrap(model).state_dict(), "weighting": weighting.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                "epoch": epoch, "best": min(best, va["nll_sum"]), "rng": torch.get_rng_state(),
+                "config": json.dumps(resolved, sort_keys=True), "digest": digest, "curves": json.dumps(curves),
+            }
+            if va["nll_sum"] < best:
+                best = va["nll_sum"]
+                save_checkpoint(ckpt_dir / "best.pt", state)
+            save_checkpoint(last, state)
+            _write_curves(curves, out_dir / "curves.csv")
+        if d.world > 1:
+            dist.barrier()
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+            return None
+
+    if not d.master:
+        return None
+    best_state = load_checkpoint(ckpt_dir / "best.pt")
+    _unwrap(model).load_state_dict(best_state["model"])
+    weighting.load_state_dict(best_state["weighting"])
+    w = weighting.current_weights()
+    va, _ = evaluate(model, val_loader, device, modalities, w, autocast)
+    _, preds = evaluate(model, test_loader, device, modalities, w, autocast)
+    write_predictions(preds, meta["classes"], out_dir / "predictions.csv")
+    n = {"train": _count(shard_dir, "train"), "val": len(val_loader.dataset), "test": len(test_loader.dataset)}
+    result = variant_metrics(name, variant, w, va, preds, meta["classes"], n=n)
+    result["best_epoch"] = best_state["epoch"] + 1
+    result["weights_last"] = {"emotion": curves[-1]["w_emotion"], "gender": curves[-1]["w_gender"]} if curves else result["weights"]
+    write_json(result, out_dir / "metrics.json")
+    return result
+
+
+def _count(shard_dir: Path, split: str) -> int:
+    return len(ShardDataset(shard_dir, split, ("audio",)))
+
+
+def _write_curves(curves: list[dict], path: Path) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CURVE_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for row in curves:
+        w.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in CURVE_FIELDS})
+    write_text(buf.getvalue(), path)
+
+
+def write_predictions(preds: Mapping[str, list], classes: list[str], path: Path) -> None:
+    """One row per test utterance, class names (for DVC's confusion plots) and probabilities."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["utterance_id", "emotion_true", "emotion_pred", "gender_true", "gender_pred", "emotion_prob", "gender_prob"])
+    order = sorted(range(len(preds["utterance_id"])), key=lambda i: preds["utterance_id"][i])
+    for i in order:
+        w.writerow([
+            preds["utterance_id"][i], classes[preds["emotion_true"][i]], classes[preds["emotion_pred"][i]],
+            "FM"[preds["gender_true"][i]], "FM"[preds["gender_pred"][i]],
+            " ".join(f"{p:.6f}" for p in preds["emotion_prob"][i]), " ".join(f"{p:.6f}" for p in preds["gender_prob"][i]),
+        ])
+    write_text(buf.getvalue(), path)
+
+
+def read_predictions(path: Path) -> dict[str, list]:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {k: [r[k] for r in rows] for k in ("utterance_id", "emotion_true", "emotion_pred", "gender_true", "gender_pred")}
+
+
+def metrics_from_predictions(preds: Mapping[str, list], classes: list[str]) -> dict:
+    """Test metrics computed from saved predictions (class names), as the compare stage does."""
+    idx = {c: i for i, c in enumerate(classes)}
+    e_true = [idx[c] for c in preds["emotion_true"]]
+    e_pred = [idx[c] for c in preds["emotion_pred"]]
+    out = M.emotion_metrics(e_true, e_pred, len(classes))
+    out.update(M.gender_metrics(preds["gender_true"], preds["gender_pred"]))
+    return out
+
+
+def variant_metrics(name, variant, weights, val, preds, classes, n) -> dict:
+    named = {
+        "utterance_id": preds["utterance_id"],
+        "emotion_true": [classes[i] for i in preds["emotion_true"]],
+        "emotion_pred": [classes[i] for i in preds["emotion_pred"]],
+        "gender_true": ["FM"[i] for i in preds["gender_true"]],
+        "gender_pred": ["FM"[i] for i in preds["gender_pred"]],
+    }
+    return {
+        "modalities": list(variant.modalities),
+        "weighting": variant.weighting,
+        "weights": {t: float(weights[t]) for t in TASKS},
+        "val": {k: float(v) for k, v in val.items()},
+        "test": metrics_from_predictions(named, classes),
+        "confusion": {
+            "emotion": M.confusion([classes.index(c) for c in named["emotion_true"]], [classes.index(c) for c in named["emotion_pred"]], classes),
+            "gender": M.confusion(["FM".index(c) for c in named["gender_true"]], ["FM".index(c) for c in named["gender_pred"]], ["F", "M"]),
+        },
+        "n": n,
+    }
+
+
+def build_variants(params: Mapping) -> dict[str, VariantConfig]:
+    """params.yaml `variants` (name -> modalities, weighting, options) as dataclasses."""
+    from .config import ParamsError, build
+
+    raw = params.get("variants")
+    if not isinstance(raw, Mapping) or not raw:
+        raise ParamsError("params: 'variants' must map variant names to {modalities, weighting, options}")
+    return {name: build(VariantConfig, {f"variants.{name}": raw[name]}, f"variants.{name}") for name in raw}
