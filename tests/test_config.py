@@ -63,3 +63,34 @@ def test_params_files_never_use_keys_dvc_ignores(path: Path):
     # DVC's run-cache ignores keys named size or nfiles (treeverse/dvc#10296)
     bad = [k for k in _keys(load_params(path)) if k.rsplit(".", 1)[-1] in ("size", "nfiles")]
     assert bad == []
+
+
+def test_fixed_length_tuples_are_checked_in_order():
+    @dataclasses.dataclass(frozen=True)
+    class Fr:
+        fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+
+    assert build(Fr, {"s": {"fractions": [0.5, 0.25, 0.25]}}, "s").fractions == (0.5, 0.25, 0.25)
+    with pytest.raises(ParamsError, match=r"'s.fractions' must have 3 items"):
+        build(Fr, {"s": {"fractions": [0.5, 0.5]}}, "s")
+    with pytest.raises(ParamsError, match=r"'s.fractions\[2\]' must be a number"):
+        build(Fr, {"s": {"fractions": [0.5, 0.5, "x"]}}, "s")
+
+
+@pytest.mark.parametrize("path", [ROOT / "params.yaml", *sorted((ROOT / "configs").glob("*.yaml"))], ids=lambda p: p.name)
+def test_shipped_params_files_build_completely(path: Path):
+    from avemotion.sections import build_all
+
+    sections = build_all(load_params(path))
+    assert set(sections["variants"]) >= {"MM-static", "MM-dynamic", "UM-dynamic-A", "UM-dynamic-V", "MM-uncertainty"}
+
+
+def test_unknown_section_and_variant_errors():
+    from avemotion.sections import build_all
+    from avemotion.training import build_variants
+
+    params = load_params(ROOT / "params.yaml")
+    with pytest.raises(ParamsError, match="unknown section.*trian"):
+        build_all({**params, "trian": {}})
+    with pytest.raises(ParamsError, match=r"variants.X.modalities.*audio, video"):
+        build_variants({"variants": {"X": {"modalities": ["audio", "smell"], "weighting": "static"}}})
