@@ -15,7 +15,7 @@ from avemotion.corpus import UTTERANCE_SCHEMA
 from avemotion.labels import LABEL_SCHEMA
 
 CLASSES = ("ang", "hap", "neu", "sad")
-STEPS, PX, SAMPLES = 6, 16, 800
+STEPS, PX, SAMPLES = 5, 16, 1600  # 0.1 s of audio at 50 steps per second
 
 
 def make_inputs(root: Path, sessions=(1, 2, 3), per_speaker=10, reject=("Ses01F_impro01_M003",)) -> shards.ShardInputs:

@@ -1,0 +1,80 @@
+"""Training on tiny shards: outputs, resume = uninterrupted, compare recomputes from predictions."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from avemotion import training
+from avemotion.model import ModelConfig
+from shard_fixture import build, make_inputs
+
+TINY_MODEL = ModelConfig(
+    conv1_filters=4, conv1_width=9, conv2_filters=4, conv2_width=31, channel_pool=2,
+    visual_backbone="mobilenet_v3_small", lstm_hidden=8, lstm_layers=1, dropout=0.5,
+)
+TINY_TRAIN = training.TrainConfig(lr=0.01, epochs=3, batch=4, seed=3, device="cpu", step_epochs=2, threads=1)
+
+
+@pytest.fixture(scope="module")
+def shard_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sh")
+    build(make_inputs(root / "in", per_speaker=6), root / "shards", target_mb=1000)
+    return root / "shards"
+
+
+def run(shard_dir, out, variant, **kw):
+    return training.fit(shard_dir, out, "v", variant, TINY_MODEL, TINY_TRAIN, progress=False, **kw)
+
+
+@pytest.mark.parametrize("weighting", ["dynamic", "uncertainty", "dwa"])
+def test_resume_after_a_kill_equals_an_uninterrupted_run(shard_dir, tmp_path, weighting):
+    variant = training.VariantConfig(modalities=("audio", "video"), weighting=weighting)
+    full = run(shard_dir, tmp_path / "full", variant)
+    assert run(shard_dir, tmp_path / "resumed", variant, stop_after_epoch=2) is None
+    assert not (tmp_path / "resumed" / "metrics.json").exists()
+    resumed = run(shard_dir, tmp_path / "resumed", variant)
+    assert resumed == full
+    assert (tmp_path / "full" / "curves.csv").read_text() == (tmp_path / "resumed" / "curves.csv").read_text()
+    assert (tmp_path / "full" / "predictions.csv").read_text() == (tmp_path / "resumed" / "predictions.csv").read_text()
+
+
+def test_outputs_and_metrics_shape(shard_dir, tmp_path):
+    variant = training.VariantConfig(modalities=("audio",), weighting="static", options={"weights": [0.5, 0.5]})
+    m = run(shard_dir, tmp_path, variant)
+    assert set(m) >= {"modalities", "weighting", "weights", "val", "test", "n"}
+    assert m["weights"] == {"emotion": 0.5, "gender": 0.5}
+    assert set(m["val"]) == {"nll_emotion", "nll_gender", "nll_sum", "joint"}
+    assert m["val"]["nll_sum"] == pytest.approx(m["val"]["nll_emotion"] + m["val"]["nll_gender"])
+    assert m["val"]["joint"] == pytest.approx(0.5 * m["val"]["nll_sum"])
+    assert set(m["test"]) == {"emotion_wa", "emotion_ua", "emotion_f1", "gender_acc"}
+    assert sum(m["n"].values()) == 35  # 36 utterances, one rejected
+    curves = (tmp_path / "curves.csv").read_text().splitlines()
+    assert curves[0].split(",") == list(training.CURVE_FIELDS) and len(curves) == 1 + TINY_TRAIN.epochs
+    assert json.loads((tmp_path / "metrics.json").read_text()) == m
+    # the test metrics are recomputed from the saved predictions alone
+    preds = training.read_predictions(tmp_path / "predictions.csv")
+    assert len(preds["utterance_id"]) == m["n"]["test"]
+    assert training.metrics_from_predictions(preds, ["ang", "hap", "neu", "sad"]) == m["test"]
+
+
+def test_a_changed_config_never_resumes_from_a_stale_checkpoint(shard_dir, tmp_path):
+    variant = training.VariantConfig(modalities=("audio",), weighting="dynamic")
+    run(shard_dir, tmp_path, variant, stop_after_epoch=1)
+    other = dataclasses.replace(TINY_TRAIN, lr=0.02)
+    m = training.fit(shard_dir, tmp_path, "v", variant, TINY_MODEL, other, progress=False)
+    assert len((tmp_path / "curves.csv").read_text().splitlines()) == 1 + other.epochs
+    assert m["best_epoch"] >= 1
+
+
+def test_bad_training_input_is_named(shard_dir, tmp_path):
+    with pytest.raises(training.TrainError, match="variants.v: .*valid"):
+        run(shard_dir, tmp_path, training.VariantConfig(modalities=("audio",), weighting="magic"))
+    with pytest.raises(training.TrainError, match=r"rerun `dvc repro shard`"):
+        training.check_shards({"classes": ["a", "b"], "steps": 5}, {"classes": ["ang", "hap", "neu", "sad"], "steps": 5}, shard_dir)
+    if not __import__("torch").cuda.is_available():
+        with pytest.raises(training.TrainError, match="no CUDA device"):
+            training.choose_device(dataclasses.replace(TINY_TRAIN, device="cuda"))
