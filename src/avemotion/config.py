@@ -114,7 +114,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             raise ParamsError(f"params: '{key}' must have {len(args)} items, got {value!r}")
-        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(args, value)))
+        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
     if origin in (dict, collections.abc.Mapping) or hint in (dict, Mapping, collections.abc.Mapping):
         if not isinstance(value, Mapping):
             raise ParamsError(f"params: '{key}' must be a mapping, got {value!r}")
