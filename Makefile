@@ -27,5 +27,9 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
+## Check the corpus at corpus.root (counts, labels, missing files) in seconds.
+check-corpus: setup
+	$(PY) pipeline/check_corpus.py --params params.yaml
+
 clean:
 	rm -rf data/demo data/interim data/shards results
