@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-fast check-corpus bench clean
+.PHONY: setup repro test test-fast check-corpus clean
 
 setup: $(STAMP)
 
