@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from avemotion import training
 from avemotion.model import ModelConfig
+from avemotion.shards import SplitConfig
 from shard_fixture import build, make_inputs
 
 TINY_MODEL = ModelConfig(
@@ -78,3 +80,16 @@ def test_bad_training_input_is_named(shard_dir, tmp_path):
     if not __import__("torch").cuda.is_available():
         with pytest.raises(training.TrainError, match="no CUDA device"):
             training.choose_device(dataclasses.replace(TINY_TRAIN, device="cuda"))
+
+
+def test_other_shards_never_resume_and_a_finished_run_rewrites_its_outputs(shard_dir, tmp_path):
+    variant = training.VariantConfig(modalities=("audio",), weighting="dynamic")
+    first = run(shard_dir, tmp_path / "out", variant)
+    (tmp_path / "out" / "curves.csv").unlink()
+    assert run(shard_dir, tmp_path / "out", variant) == first  # resumed after the last epoch
+    assert (tmp_path / "out" / "curves.csv").is_file()
+    other = tmp_path / "other"
+    build(make_inputs(tmp_path / "in", per_speaker=6), other, target_mb=1000, split=SplitConfig(seed=9))
+    shutil.copytree(tmp_path / "out" / "checkpoints", tmp_path / "o2" / "checkpoints")
+    m = training.fit(other, tmp_path / "o2", "v", variant, TINY_MODEL, TINY_TRAIN, progress=False)
+    assert m["n"] == first["n"] and m != first  # trained afresh on the other split

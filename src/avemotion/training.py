@@ -349,7 +349,10 @@ def fit(
         seconds=meta["audio_samples"] / model_cfg.sample_rate,
         fps=meta["steps"] / (meta["audio_samples"] / model_cfg.sample_rate),
     )
-    resolved = {"variant": name, **as_dict(variant), "model": as_dict(model_cfg), "train": as_dict(cfg), "shards": meta}
+    # the digest names the shards' content too (their manifest), so a checkpoint trained on
+    # other shards (another split, other labels) is never resumed from
+    manifest_sha = hashlib.sha256((Path(shard_dir) / "manifest.json").read_bytes()).hexdigest()
+    resolved = {"variant": name, **as_dict(variant), "model": as_dict(model_cfg), "train": as_dict(cfg), "shards": meta, "manifest_sha256": manifest_sha}
     digest = config_digest(resolved)
 
     seed_everything(cfg.seed)
@@ -427,6 +430,7 @@ def fit(
 
     if not d.master:
         return None
+    _write_curves(curves, out_dir / "curves.csv")  # also when a finished run is resumed
     best_state = load_checkpoint(ckpt_dir / "best.pt")
     _unwrap(model).load_state_dict(best_state["model"])
     weighting.load_state_dict(best_state["weighting"])
