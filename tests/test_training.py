@@ -93,3 +93,26 @@ def test_other_shards_never_resume_and_a_finished_run_rewrites_its_outputs(shard
     shutil.copytree(tmp_path / "out" / "checkpoints", tmp_path / "o2" / "checkpoints")
     m = training.fit(other, tmp_path / "o2", "v", variant, TINY_MODEL, TINY_TRAIN, progress=False)
     assert m["n"] == first["n"] and m != first  # trained afresh on the other split
+
+
+@pytest.mark.slow
+def test_two_process_gloo_ddp_matches_the_single_process_trend(shard_dir, tmp_path):
+    import csv
+    import subprocess
+    import sys
+
+    variant = training.VariantConfig(modalities=("audio", "video"), weighting="dynamic")
+    single = run(shard_dir, tmp_path / "single", variant)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(Path(__file__).with_name("ddp_train.py")), str(shard_dir), str(tmp_path / "ddp"), "dynamic"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert ddp["n"] == single["n"]
+    read = lambda p: [float(r["train_joint"]) for r in csv.DictReader(open(p))]
+    a, b = read(tmp_path / "single" / "curves.csv"), read(tmp_path / "ddp" / "curves.csv")
+    assert len(a) == len(b) == TINY_TRAIN.epochs
+    for x, y in zip(a, b):
+        assert abs(x - y) < 0.25 * x
+    # both ranks' task weights stay in sync: the master's final weights are what the report shows
+    assert 0 < ddp["weights"]["emotion"] < 1 and ddp["weights"]["emotion"] + ddp["weights"]["gender"] == pytest.approx(1)

@@ -366,22 +366,36 @@ class ShardDataset(IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _my_units(self) -> list[_Unit]:
+    def _my_units(self) -> tuple[list[_Unit], int | None]:
+        """This worker's row groups for this epoch, and how many rows it may yield.
+
+        Under DDP every rank must run the same number of steps, or the gradient
+        all-reduce waits forever: each (rank, worker) slot then yields as many rows as
+        the smallest slot holds (the rest of the epoch's rows are skipped, a different
+        few each epoch, like DistributedSampler's drop_last). Without DDP: no limit.
+        """
         units = list(self.units)
         rng = np.random.default_rng([self.seed, self.epoch])
         if self.shuffle:
             units = [units[i] for i in rng.permutation(len(units))]
         info = get_worker_info()
         n_workers, worker = (info.num_workers, info.id) if info else (1, 0)
-        shards = self.world * n_workers
-        return units[self.rank * n_workers + worker :: shards]
+        slots = self.world * n_workers
+        quota = None
+        if self.world > 1:
+            quota = min(sum(u.rows for u in units[s::slots]) for s in range(slots))
+        return units[self.rank * n_workers + worker :: slots], quota
 
     def __iter__(self) -> Iterator[dict]:
         T = int(self.meta["steps"])
         H = W = int(self.meta["out_px"])
         rng = np.random.default_rng([self.seed, self.epoch, 1 + self.rank])
         open_file = None
-        for unit in self._my_units():
+        units, quota = self._my_units()
+        yielded = 0
+        for unit in units:
+            if quota is not None and yielded >= quota:
+                break
             if open_file is None or open_file[0] != unit.path:
                 if open_file is not None:
                     open_file[1].close()
@@ -393,6 +407,9 @@ class ShardDataset(IterableDataset):
             frames = _binary_views(table, "faces", np.uint8) if "faces" in table.column_names else None
             order = rng.permutation(table.num_rows) if self.shuffle else range(table.num_rows)
             for i in order:
+                if quota is not None and yielded >= quota:
+                    break
+                yielded += 1
                 steps = int(small["n_frames"][i])
                 item = {
                     "utterance_id": small["utterance_id"][i],

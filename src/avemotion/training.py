@@ -406,7 +406,7 @@ def fit(
         weighting.end_epoch({"emotion": tr["nll_emotion"], "gender": tr["nll_gender"]})
         w = weighting.current_weights()
         if d.master:
-            va, _ = evaluate(model, val_loader, device, modalities, w, autocast)
+            va, _ = evaluate(_unwrap(model), val_loader, device, modalities, w, autocast)
             curves.append(
                 {"epoch": epoch + 1, "lr": lr, **{f"train_{k}": v for k, v in tr.items()},
                  **{f"val_{k}": v for k, v in va.items()}, "w_emotion": w["emotion"], "w_gender": w["gender"]}
@@ -435,8 +435,8 @@ def fit(
     _unwrap(model).load_state_dict(best_state["model"])
     weighting.load_state_dict(best_state["weighting"])
     w = weighting.current_weights()
-    va, _ = evaluate(model, val_loader, device, modalities, w, autocast)
-    _, preds = evaluate(model, test_loader, device, modalities, w, autocast)
+    va, _ = evaluate(_unwrap(model), val_loader, device, modalities, w, autocast)
+    _, preds = evaluate(_unwrap(model), test_loader, device, modalities, w, autocast)
     write_predictions(preds, meta["classes"], out_dir / "predictions.csv")
     n = {"train": _count(shard_dir, "train"), "val": len(val_loader.dataset), "test": len(test_loader.dataset)}
     result = variant_metrics(name, variant, w, va, preds, meta["classes"], n=n)
