@@ -5,7 +5,7 @@ Whole pipelines on a tiny demo with a tiny network (a minute or two each).
 
 from __future__ import annotations
 
-import os
+import json
 import subprocess
 from pathlib import Path
 
@@ -22,20 +22,11 @@ TINY_TRAINING = {
     "model": {"conv1_filters": 4, "conv2_filters": 4, "conv2_width": 401, "channel_pool": 2, "lstm_hidden": 16, "lstm_layers": 1},
     "train": {"epochs": 1, "batch": 8, "threads": 1},
 }
-TWO_VARIANTS = {
-    "MM-static": {"modalities": ["audio", "video"], "weighting": "static", "options": {"weights": [0.5, 0.5]}},
-    "MM-dynamic": {"modalities": ["audio", "video"], "weighting": "dynamic"},
-}
+VARIANTS = ("MM-static", "MM-dynamic", "UM-dynamic-A", "UM-dynamic-V", "MM-uncertainty")
 
 
 def tiny_repo(dst: Path) -> Path:
-    repo = copy_repo(dst, TINY_TRAINING)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["variants"] = TWO_VARIANTS
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    git(repo, "add", "-A")
-    git(repo, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "tiny")
-    return repo
+    return copy_repo(dst, TINY_TRAINING)
 
 
 def lock_outs(repo: Path) -> dict[str, str]:
@@ -56,13 +47,42 @@ def ran(output: str) -> set[str]:
 def repo_a(tmp_path_factory) -> Path:
     a = tiny_repo(tmp_path_factory.mktemp("a"))
     out = dvc(a, "repro").stdout
-    assert ran(out) == {*PREPROCESSING, "train@MM-static", "train@MM-dynamic", "compare"}
+    assert ran(out) == {*PREPROCESSING, *(f"train@{v}" for v in VARIANTS), "compare"}
     return a
+
+
+def test_end_to_end_outputs(repo_a: Path):
+    """All stages, all default variants: metrics, report, plots, and nothing left to redo."""
+    from avemotion import training
+
+    metrics = json.loads((repo_a / "results/metrics.json").read_text())
+    assert sorted(metrics) == sorted(VARIANTS)
+    manifest = json.loads((repo_a / "data/shards/manifest.json").read_text())
+    classes = manifest["meta"]["classes"]
+    for name, m in metrics.items():
+        assert set(m) == {"modalities", "weighting", "weights", "val", "test", "n"}
+        assert set(m["val"]) == {"nll_emotion", "nll_gender", "nll_sum", "joint"}
+        assert set(m["test"]) == {"emotion_wa", "emotion_ua", "emotion_f1", "gender_acc"}
+        assert m["n"] == {s: manifest["counts"][s]["utterances"] for s in ("train", "val", "test")}
+        preds = training.read_predictions(repo_a / f"results/variants/{name}/predictions.csv")
+        assert training.metrics_from_predictions(preds, classes) == m["test"]
+        assert len(preds["utterance_id"]) == m["n"]["test"]
+    assert metrics["UM-dynamic-A"]["modalities"] == ["audio"] and metrics["MM-uncertainty"]["weighting"] == "uncertainty"
+    report = (repo_a / "results/report.md").read_text()
+    assert "not comparable with each other" in report and "Split: **random**" in report
+    for name in VARIANTS:
+        assert f"| {name} |" in report
+    shown = dvc(repo_a, "metrics", "show", "--json").stdout
+    assert "emotion_ua" in shown
+    dvc(repo_a, "plots", "show", "-o", str(repo_a / "plots-out"))
+    assert (repo_a / "plots-out/index.html").is_file()
+    assert ran(dvc(repo_a, "repro").stdout) == set()  # a second repro does nothing
 
 
 def test_a_teammate_pulls_shards_and_reruns_only_training(repo_a: Path, tmp_path: Path):
     remote = tmp_path / "remote"
     dvc(repo_a, "remote", "add", "-d", "team", str(remote))
+    (repo_a / ".gitignore").write_text((repo_a / ".gitignore").read_text() + "/plots-out/\n")
     git(repo_a, "add", "-A")
     git(repo_a, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "results")
     dvc(repo_a, "push", "--run-cache")
