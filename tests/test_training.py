@@ -116,3 +116,17 @@ def test_two_process_gloo_ddp_matches_the_single_process_trend(shard_dir, tmp_pa
         assert abs(x - y) < 0.25 * x
     # both ranks' task weights stay in sync: the master's final weights are what the report shows
     assert 0 < ddp["weights"]["emotion"] < 1 and ddp["weights"]["emotion"] + ddp["weights"]["gender"] == pytest.approx(1)
+
+
+def test_device_choice_falls_back_to_cpu_with_a_warning_unless_insisted():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.warns(UserWarning, match="no CUDA device found: training on CPU"):
+        assert training.choose_device(dataclasses.replace(TINY_TRAIN, device="auto")).type == "cpu"
+    with pytest.raises(training.TrainError, match="train.device is cuda"):
+        training.choose_device(dataclasses.replace(TINY_TRAIN, device="cuda"))
+    with pytest.raises(training.TrainError, match="fp16 needs CUDA"):
+        training.amp_dtype(dataclasses.replace(TINY_TRAIN, amp="fp16"), torch.device("cpu"))
+    assert training.amp_dtype(dataclasses.replace(TINY_TRAIN, amp="auto"), torch.device("cpu")) is None
