@@ -202,7 +202,7 @@ class DemoConfig:
     max_seconds: float = 4.0
     min_gap_seconds: float = 0.15  # silence between turns, uniform in [min, max]
     max_gap_seconds: float = 0.6
-    audio_cue: float = 1.0  # 0..1: how strongly the voice follows the emotion's arousal
+    audio_cue: float = 1.0  # 0..2: how strongly the voice follows the emotion's arousal
     face_cue: float = 1.0  # 0..1: how strongly the speaker's face shows the emotion
     rater_noise: float = 0.3  # 0..1: chance an external rater picks another category
     multi_category: float = 0.08  # 0..1: chance a rater lists a second category
@@ -238,7 +238,9 @@ class DemoConfig:
         if not 0 <= self.min_gap_seconds <= self.max_gap_seconds <= 10:
             fail("min_gap_seconds", f"and max_gap_seconds must satisfy 0 <= min <= max <= 10, "
                                     f"got {self.min_gap_seconds}, {self.max_gap_seconds}")
-        for key in ("audio_cue", "face_cue", "rater_noise", "multi_category"):
+        if not 0 <= self.audio_cue <= 2:
+            fail("audio_cue", f"must be in [0, 2], got {self.audio_cue}")
+        for key in ("face_cue", "rater_noise", "multi_category"):
             if not 0 <= getattr(self, key) <= 1:
                 fail(key, f"must be in [0, 1], got {getattr(self, key)}")
         if not 5 <= self.fps <= 120:
