@@ -427,7 +427,7 @@ def test_params_section_builds_and_bad_values_name_the_key():
     assert build(demo.DemoConfig, {"demo": {}}, "demo") == demo.DemoConfig()
     for bad, key in (
         ({"sessions": [6]}, "demo.sessions"),
-        ({"audio_cue": 1.5}, "demo.audio_cue"),
+        ({"audio_cue": 2.5}, "demo.audio_cue"),
         ({"improvised_per_session": 99}, "demo.improvised_per_session"),
         ({"min_seconds": 5.0, "max_seconds": 2.0}, "demo.min_seconds"),
         ({"utterance_per_dialog": 3}, "demo.utterance_per_dialog"),
