@@ -4,6 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export DVC_NO_ANALYTICS := 1
+# dvc.yaml's commands call `python`: make it the project's interpreter
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup repro test test-fast check-corpus clean
 
