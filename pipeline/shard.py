@@ -1,9 +1,10 @@
 """Stage `shard`: join labels, fixed-length audio and face crops into Parquet shards.
 
 Writes data/shards/shard-00000.parquet, ... and data/shards/manifest.json (counts by
-split, class, gender and session; tensor shapes; the params used; and the
+session, class and gender; tensor shapes; the params used; and the
 reconciliation selected = sharded + rejected, which must hold), plus
 data/shards/rejects.parquet with every utterance that did not make it, by stage.
+The shards hold no split: runs (params `split`, `runs`) choose their rows at training time.
 """
 
 import argparse
@@ -39,7 +40,6 @@ def main() -> None:
         audio_cfg = build(audio.AudioConfig, params, "audio")
         video_cfg = build(VideoConfig, params, "video")
         faces_cfg = build(FacesConfig, params, "faces")
-        split_cfg = build(shards.SplitConfig, params, "split")
         shards_cfg = build(shards.ShardsConfig, params, "shards")
         rejects = []
         for path in (args.interim / "rejects-extract.parquet", args.interim / "rejects-label.parquet", args.faces / "rejects.parquet"):
@@ -61,14 +61,13 @@ def main() -> None:
             steps=round(audio_cfg.seconds * video_cfg.fps),
             out_px=faces_cfg.out_px,
             audio_samples=samples,
-            split_cfg=split_cfg,
             shards_cfg=shards_cfg,
-            params={k: as_dict(v) for k, v in dict(corpus=corpus_cfg, labels=labels_cfg, audio=audio_cfg, video=video_cfg, faces=faces_cfg, split=split_cfg, shards=shards_cfg).items()},
+            params={k: as_dict(v) for k, v in dict(corpus=corpus_cfg, labels=labels_cfg, audio=audio_cfg, video=video_cfg, faces=faces_cfg, shards=shards_cfg).items()},
             progress=lambda xs: tqdm(xs, desc="shard", unit="session"),
         )
     files.write_rejects(all_rejects, args.out / "rejects.parquet")
     files.write_json(manifest, args.out / "manifest.json")
-    cli.print_summary("shard", {"files": manifest["files"], "counts": {s: c["utterances"] for s, c in manifest["counts"].items()}, "reconciliation": manifest["reconciliation"]})
+    cli.print_summary("shard", {"files": manifest["files"], "counts": {k: manifest["counts"][k] for k in ("utterances", "session", "emotion")}, "reconciliation": manifest["reconciliation"]})
 
 
 if __name__ == "__main__":

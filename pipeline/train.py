@@ -1,56 +1,69 @@
-"""Stage `train@<variant>`: train one variant of params.yaml `variants` on the shards.
+"""Stage `train@<variant>-<fold>-<seed>`: train one variant in one run on the shards.
 
-Writes results/variants/<variant>/: checkpoints/ (last.pt, best.pt), curves.csv (per-epoch
-joint loss, per-task NLL and task weights), predictions.csv (test set) and
-metrics.json. Run several processes with `torchrun --nproc_per_node N pipeline/train.py`.
+A run is one (fold, seed) of params.yaml `runs`; its split is computed here from the
+shards' index and params `split` (nothing about it is stored in the shards). Writes
+results/runs/<variant>/fold<F>-seed<S>/: checkpoints/ (last.pt, best.pt), curves.csv
+(per-epoch losses, per-task NLLs and task weights), predictions.csv (test set) and
+metrics.json. Run several processes with
+`torchrun --nproc_per_node N pipeline/train.py ...`.
 """
 
 import argparse
+import dataclasses
+import logging
 from pathlib import Path
 
-from avemotion import cli, training
-from avemotion.config import build, load_params
-from avemotion.corpus import SAMPLE_RATE
-from avemotion.faces import FacesConfig
-from avemotion.labels import LabelsConfig
-from avemotion.model import ModelConfig
+from avemotion import cli, sections, splits, training
 from avemotion.audio import AudioConfig
-from avemotion.shards import ShardDataset
+from avemotion.config import load_params
+from avemotion.corpus import SAMPLE_RATE
+from avemotion.shards import ShardDataset, read_index
 from avemotion.video import VideoConfig
+
+log = logging.getLogger("train")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--variant", required=True)
+    ap.add_argument("--fold", required=True, type=int, help="under split.method session: the test session")
+    ap.add_argument("--seed", required=True, type=int, help="the run's training seed (and random split)")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--shards", default="data/shards", type=Path)
-    ap.add_argument("--out", default="results/variants", type=Path)
+    ap.add_argument("--out", default="results/runs", type=Path)
     args = ap.parse_args()
     cli.setup_logging()
-    with cli.user_errors("train", training.TrainError, FileNotFoundError):
+    with cli.user_errors("train", training.TrainError, FileNotFoundError, ValueError):
         params = load_params(args.params)
-        variants = training.build_variants(params)
+        cfg = sections.build_all(params)
+        variants = cfg["variants"]
         if args.variant not in variants:
             raise training.TrainError(f"unknown variant {args.variant!r}; params.yaml variants: {', '.join(variants)}")
-        audio_cfg = build(AudioConfig, params, "audio")
-        video_cfg = build(VideoConfig, params, "video")
+        run = splits.Run(args.fold, args.seed)
+        if run not in cfg["runs"].runs():
+            log.warning("run %s is not one of params.yaml runs (folds %s x seeds %s); the compare stage will not use it",
+                        run.id, list(cfg["runs"].folds), list(cfg["runs"].seeds))
+        audio_cfg: AudioConfig = cfg["audio"]
+        video_cfg: VideoConfig = cfg["video"]
         expected = {
-            "classes": list(build(LabelsConfig, params, "labels").classes),
+            "classes": list(cfg["labels"].classes),
             "steps": round(audio_cfg.seconds * video_cfg.fps),
-            "out_px": build(FacesConfig, params, "faces").out_px,
+            "out_px": cfg["faces"].out_px,
             "audio_samples": round(audio_cfg.seconds * SAMPLE_RATE),
         }
-        training.check_shards(ShardDataset(args.shards, "train", ("audio",)).meta, expected, args.shards)
+        training.check_shards(ShardDataset(args.shards, [], ("audio",)).meta, expected, args.shards)
+        split = splits.assign(read_index(args.shards), cfg["split"], run)
         result = training.fit(
             args.shards,
-            args.out / args.variant,
+            args.out / args.variant / run.id,
             args.variant,
             variants[args.variant],
-            build(ModelConfig, params, "model"),
-            build(training.TrainConfig, params, "train"),
+            cfg["model"],
+            dataclasses.replace(cfg["train"], seed=run.seed),
+            split=split,
         )
     if result is not None:
-        cli.print_summary(f"train@{args.variant}", {k: result[k] for k in ("weights", "val", "test", "n", "best_epoch")})
+        cli.print_summary(f"train@{args.variant} {run.id}", {k: result[k] for k in ("weights", "val", "test", "n", "best_epoch")})
 
 
 if __name__ == "__main__":

@@ -61,10 +61,10 @@ def fake_audio(path: Path) -> tuple[np.ndarray, int]:
     return x, SAMPLES // 2
 
 
-def build(inputs: shards.ShardInputs, out: Path, split=None, target_mb=0.01, load_audio=fake_audio):
+def build(inputs: shards.ShardInputs, out: Path, target_mb=0.01, load_audio=fake_audio):
     manifest, rejects = shards.build_shards(
         inputs, out, corpus_root=Path("/corpus"), load_audio=load_audio, classes=CLASSES, steps=STEPS, out_px=PX,
-        audio_samples=SAMPLES, split_cfg=split or shards.SplitConfig(), shards_cfg=shards.ShardsConfig(target_mb=target_mb, rows_per_group=4),
+        audio_samples=SAMPLES, shards_cfg=shards.ShardsConfig(target_mb=target_mb),
         params={"test": True},
     )
     (out / "manifest.json").write_text(json.dumps(manifest, sort_keys=True))

@@ -18,8 +18,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from avemotion import shards
-from avemotion.shards import ShardDataset, SplitConfig
+from avemotion import shards, splits
+from avemotion.shards import ShardDataset, read_index
+from avemotion.splits import Run, SplitConfig
 from shard_fixture import CLASSES, PX, SAMPLES, STEPS, build, fake_audio, make_inputs
 
 HERE = Path(__file__).parent
@@ -53,15 +54,13 @@ def test_schema_shapes_and_metadata(built):
         ref, _ = fake_audio(Path(f"{r['utterance_id']}.wav"))
         assert np.array_equal(audio, ref)
         assert CLASSES[r["label_emotion"]] == r["emotion"] and "FM"[r["label_gender"]] == r["gender"]
-    # rows ordered by split, then id; every row group holds a single split
-    order = [(shards.SPLITS.index(r["split"]), r["utterance_id"]) for r in rows]
+    # no split in the shards; rows ordered by (session, id); every row is its own row group
+    assert "split" not in schema.names
+    order = [(r["session"], r["utterance_id"]) for r in rows]
     assert order == sorted(order)
     for p in out.glob("shard-*.parquet"):
         md = pq.ParquetFile(p).metadata
-        col = md.schema.names.index("split")
-        for g in range(md.num_row_groups):
-            st = md.row_group(g).column(col).statistics
-            assert st.min == st.max
+        assert md.num_row_groups == md.num_rows
 
 
 def test_reconciliation_counts_the_rejected_utterance(built):
@@ -69,7 +68,7 @@ def test_reconciliation_counts_the_rejected_utterance(built):
     rec = manifest["reconciliation"]
     assert rec == {"selected": 60, "sharded": 59, "rejected": 1, "rejected_by_stage": {"faces": {"video_missing": 1}}, "holds": True}
     assert [r["utterance_id"] for r in rejects] == ["Ses01F_impro01_M003"]
-    assert sum(c["utterances"] for c in manifest["counts"].values()) == 59
+    assert manifest["counts"]["utterances"] == 59 == sum(manifest["counts"]["session"].values())
 
 
 def test_reconciliation_failure_is_an_error(tmp_path):
@@ -90,33 +89,6 @@ def test_audio_failure_becomes_a_reject(tmp_path):
     assert manifest["reconciliation"]["holds"]
 
 
-def test_random_split_is_stratified_seeded_and_order_free():
-    rows = [{"utterance_id": f"u{i:03d}", "session": 1 + i % 5, "gender": "FM"[i % 2], "emotion": CLASSES[i // 100]} for i in range(400)]
-    a = shards.assign_splits(rows, SplitConfig(seed=1))
-    assert a == shards.assign_splits(list(reversed(rows)), SplitConfig(seed=1))
-    assert a != shards.assign_splits(rows, SplitConfig(seed=2))
-    assert Counter(a.values()) == {"train": 240, "val": 80, "test": 80}
-    strata = Counter((r["emotion"], r["gender"]) for r in rows)
-    assert len(strata) == 8
-    for (emotion, g), n in strata.items():
-        part = Counter(a[r["utterance_id"]] for r in rows if r["emotion"] == emotion and r["gender"] == g)
-        assert part == {"train": 0.6 * n, "val": 0.2 * n, "test": 0.2 * n}
-
-
-def test_session_split_keeps_test_speakers_out_of_training(tmp_path):
-    cfg = SplitConfig(method="session", test_session=2)
-    manifest, _ = build(make_inputs(tmp_path / "in"), tmp_path / "out", split=cfg)
-    rows = read_all(tmp_path / "out")
-    by = {s: {(r["session"], r["gender"]) for r in rows if r["split"] == s} for s in shards.SPLITS}
-    assert by["test"] == {(2, "F"), (2, "M")}
-    assert by["val"] == {(3, "F")}  # one speaker of the session after the test session
-    assert by["train"] == {(1, "F"), (1, "M"), (3, "M")}
-    assert not by["train"] & by["test"] and not by["val"] & by["test"]
-    assert manifest["split"] == {"method": "session"}
-    with pytest.raises(ValueError, match="test_session is 7"):
-        shards.assign_splits([{"utterance_id": "a", "session": 1, "gender": "F", "emotion": "neu"}], SplitConfig(method="session", test_session=7))
-
-
 def digest(out: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())}
 
@@ -127,8 +99,7 @@ def test_same_inputs_give_the_same_bytes(tmp_path):
     build(make_inputs(tmp_path / "in2"), tmp_path / "b")
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     build(inputs, tmp_path / "a", target_mb=1000)  # fewer, larger shards: stale ones removed
-    # each split starts its own shard, so at least one file per split
-    assert sorted(p.name for p in (tmp_path / "a").glob("shard-*")) == [f"shard-{i:05d}.parquet" for i in range(3)]
+    assert sorted(p.name for p in (tmp_path / "a").glob("shard-*")) == ["shard-00000.parquet"]
 
 
 KILL_SCRIPT = textwrap.dedent(
@@ -159,53 +130,96 @@ def test_killed_midway_leaves_nothing_complete_and_rerun_succeeds(tmp_path):
     assert list(out.glob(".part-*.tmp")), "the build finished before it could be killed"
     assert not list(out.glob("shard-*.parquet")) and not (out / "manifest.json").exists()
     with pytest.raises(FileNotFoundError, match="manifest.json not found"):
-        ShardDataset(out, "train")
+        ShardDataset(out)
     build(make_inputs(tmp_path / "in2"), out)
     assert not list(out.glob(".part-*"))
     build(make_inputs(tmp_path / "in3"), tmp_path / "clean")
     assert digest(out) == digest(tmp_path / "clean")
 
 
+def train_ids(out: Path, method: str = "random", fold: int = 1) -> list[str]:
+    split = splits.assign(read_index(out), SplitConfig(method=method), Run(fold, 0))
+    return splits.ids_by_split(split)["train"]
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_reader_sees_every_training_utterance_once_per_epoch(built, workers):
     out, manifest, _ = built
-    ds = ShardDataset(out, "train", shuffle=True, seed=3)
-    assert len(ds) == manifest["counts"]["train"]["utterances"]
+    ids = train_ids(out)
+    ds = ShardDataset(out, ids, shuffle=True, seed=3)
+    assert len(ds) == len(ids) > 30  # ~60% of the 59 rows
     loader = DataLoader(ds, batch_size=5, num_workers=workers)
     seen_orders = []
     for epoch in range(2):
         ds.set_epoch(epoch)
-        ids = [u for batch in loader for u in batch["utterance_id"]]
-        assert sorted(ids) == sorted(r["utterance_id"] for r in read_all(out) if r["split"] == "train")
-        assert len(ids) == len(set(ids))
-        seen_orders.append(ids)
+        seen = [u for batch in loader for u in batch["utterance_id"]]
+        assert sorted(seen) == sorted(ids)
+        assert len(seen) == len(set(seen))
+        seen_orders.append(seen)
     assert seen_orders[0] != seen_orders[1]  # reshuffled per epoch
-    batch = next(iter(DataLoader(ShardDataset(out, "train"), batch_size=3)))
+    batch = next(iter(DataLoader(ShardDataset(out, ids), batch_size=3)))
     assert batch["audio"].dtype == torch.int16 and batch["audio"].shape == (3, SAMPLES)
     assert batch["faces"].dtype == torch.uint8 and batch["faces"].shape == (3, STEPS, PX, PX, 3)
     for faces, steps in zip(batch["faces"], batch["steps"]):
         assert faces[steps:].sum() == 0  # padded beyond the valid steps
+    with pytest.raises(ValueError, match="not in the shards"):
+        ShardDataset(out, ["Ses09F_impro01_F000"])
 
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_reader_gives_every_ddp_rank_the_same_number_of_distinct_rows(built, workers):
     out, manifest, _ = built
+    ids = train_ids(out)
     parts = []
     for r in range(2):
-        ds = ShardDataset(out, "train", rank=r, world=2, shuffle=True, seed=1)
+        ds = ShardDataset(out, ids, rank=r, world=2, shuffle=True, seed=1)
         parts.append([u for b in DataLoader(ds, batch_size=2, num_workers=workers) for u in b["utterance_id"]])
     assert not set(parts[0]) & set(parts[1])
     assert len(parts[0]) == len(parts[1]) > 0  # equal steps per rank, or DDP's all-reduce hangs
-    assert len(parts[0]) + len(parts[1]) > 0.5 * manifest["counts"]["train"]["utterances"]
+    assert len(parts[0]) + len(parts[1]) >= len(ids) - 2 * max(workers, 1)
+
+
+def test_training_order_is_a_uniform_shuffle(tmp_path):
+    """Batches mix speakers as a uniform shuffle does, not one dialog or speaker at a time."""
+    out = tmp_path / "shards"
+    build(make_inputs(tmp_path / "in", sessions=(1, 2, 3, 4, 5), per_speaker=24, reject=()), out, target_mb=0.05)
+    index = {r["utterance_id"]: (r["session"], r["gender"]) for r in read_index(out)}
+    ids = sorted(index)
+    speakers = Counter(index.values())
+    n, batch = len(ids), 8
+    # P(two distinct rows of a uniform permutation share a speaker)
+    expected = sum(k * (k - 1) for k in speakers.values()) / (n * (n - 1))
+    ds = ShardDataset(out, ids, modalities=("audio",), shuffle=True, seed=7)
+    same = pairs = 0
+    positions = np.zeros((n, n // batch))  # how often each row lands in each batch slot
+    for epoch in range(40):
+        ds.set_epoch(epoch)
+        order = [item["utterance_id"] for item in ds]
+        assert sorted(order) == ids  # every row exactly once per epoch
+        for i in range(0, n - batch + 1, batch):
+            b = [index[u] for u in order[i : i + batch]]
+            same += sum(b[x] == b[y] for x in range(batch) for y in range(x + 1, batch))
+            pairs += batch * (batch - 1) // 2
+        for pos, u in enumerate(order[: (n // batch) * batch]):
+            positions[ids.index(u), pos // batch] += 1
+    share = same / pairs
+    # 40 epochs x 30 batches x 28 pairs: the standard error of the share is ~0.005 around 0.097
+    assert abs(share - expected) < 0.03, (share, expected)
+    # the old block order (row groups of 16 consecutive ids) gives about 0.5 here
+    # and a row is as likely in an early batch as in a late one
+    early, late = positions[:, : positions.shape[1] // 2].sum(), positions[:, positions.shape[1] // 2 :].sum()
+    assert abs(early - late) / (early + late) < 0.05
 
 
 def test_audio_only_reading_never_touches_faces(tmp_path):
     out = tmp_path / "shards"
     build(make_inputs(tmp_path / "in", per_speaker=40), out, target_mb=1000)
+    ids = train_ids(out)
     usage = {}
     for mods in (("audio",), ("audio", "video")):
         counter = Counter()
-        ds = ShardDataset(out, "train", modalities=mods, opener=lambda p, c=counter: shards.CountingFile(p, c))
+        ds = ShardDataset(out, ids, modalities=mods, opener=lambda p, c=counter: shards.CountingFile(p, c))
+        counter.clear()  # the index read at construction is not part of an epoch
         items = list(ds)
         assert ("faces" in items[0]) == ("video" in mods)
         usage[mods] = counter["bytes"]
@@ -213,6 +227,24 @@ def test_audio_only_reading_never_touches_faces(tmp_path):
         pq.ParquetFile(p).metadata.row_group(g).column(pq.ParquetFile(p).metadata.schema.names.index("faces")).total_compressed_size
         for p in out.glob("shard-*.parquet") for g in range(pq.ParquetFile(p).metadata.num_row_groups)
     )
-    # train is ~60% of the rows; audio-only reads skip (nearly) all of their faces bytes
+    # train is ~60% of the rows; audio-only reads skip all of their faces bytes
     assert usage[("audio", "video")] - usage[("audio",)] > 0.5 * faces_bytes * 0.6
-    assert ShardDataset(out, "train", modalities=("audio",)).columns.count("faces") == 0
+    assert ShardDataset(out, ids, modalities=("audio",)).columns.count("faces") == 0
+
+
+def test_a_session_fold_reads_only_the_bytes_of_its_sessions(tmp_path):
+    out = tmp_path / "shards"
+    build(make_inputs(tmp_path / "in", sessions=(1, 2, 3, 4, 5), per_speaker=20, reject=()), out, target_mb=1000)
+    split = splits.assign(read_index(out), SplitConfig(method="session"), Run(2, 0))
+    test_ids = splits.ids_by_split(split)["test"]
+    assert {u[:5] for u in test_ids} == {"Ses02"}
+    files = list(out.glob("shard-*.parquet"))
+    footers = sum(pq.ParquetFile(p).metadata.serialized_size + 8 for p in files)
+    data = sum(p.stat().st_size for p in files) - footers
+    counter = Counter()
+    ds = ShardDataset(out, test_ids, opener=lambda p: shards.CountingFile(p, counter))
+    counter.clear()
+    assert len(list(ds)) == len(test_ids) == 40
+    # one session of five: about a fifth of the row bytes (plus the footers and the 64 KiB
+    # that readers fetch speculatively at the end of a file), never the other four fifths
+    assert counter["bytes"] - footers < 0.3 * data

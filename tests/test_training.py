@@ -11,7 +11,8 @@ import pytest
 
 from avemotion import training
 from avemotion.model import ModelConfig
-from avemotion.shards import SplitConfig
+from avemotion import splits
+from avemotion.shards import read_index
 from shard_fixture import build, make_inputs
 
 TINY_MODEL = ModelConfig(
@@ -52,7 +53,7 @@ def test_outputs_and_metrics_shape(shard_dir, tmp_path):
     assert set(m["val"]) == {"nll_emotion", "nll_gender", "nll_sum", "joint"}
     assert m["val"]["nll_sum"] == pytest.approx(m["val"]["nll_emotion"] + m["val"]["nll_gender"])
     assert m["val"]["joint"] == pytest.approx(0.5 * m["val"]["nll_sum"])
-    assert set(m["test"]) == {"emotion_wa", "emotion_ua", "emotion_f1", "gender_acc"}
+    assert set(m["test"]) == {"emotion_wa", "emotion_ua", "emotion_f1", "gender_acc", "nll_emotion", "nll_gender", "nll_sum"}
     assert sum(m["n"].values()) == 35  # 36 utterances, one rejected
     curves = (tmp_path / "curves.csv").read_text().splitlines()
     assert curves[0].split(",") == list(training.CURVE_FIELDS) and len(curves) == 1 + TINY_TRAIN.epochs
@@ -88,11 +89,17 @@ def test_other_shards_never_resume_and_a_finished_run_rewrites_its_outputs(shard
     (tmp_path / "out" / "curves.csv").unlink()
     assert run(shard_dir, tmp_path / "out", variant) == first  # resumed after the last epoch
     assert (tmp_path / "out" / "curves.csv").is_file()
-    other = tmp_path / "other"
-    build(make_inputs(tmp_path / "in", per_speaker=6), other, target_mb=1000, split=SplitConfig(seed=9))
+    # the same shards under another run's split: never resumed from the first run's checkpoint
     shutil.copytree(tmp_path / "out" / "checkpoints", tmp_path / "o2" / "checkpoints")
-    m = training.fit(other, tmp_path / "o2", "v", variant, TINY_MODEL, TINY_TRAIN, progress=False)
+    other_split = splits.assign(read_index(shard_dir), splits.SplitConfig(), splits.Run(fold=2, seed=TINY_TRAIN.seed))
+    m = training.fit(shard_dir, tmp_path / "o2", "v", variant, TINY_MODEL, TINY_TRAIN, progress=False, split=other_split)
     assert m["n"] == first["n"] and m != first  # trained afresh on the other split
+    # other shards (other preprocessing): never resumed either
+    other = tmp_path / "other"
+    build(make_inputs(tmp_path / "in", per_speaker=6, reject=()), other, target_mb=1000)
+    shutil.copytree(tmp_path / "out" / "checkpoints", tmp_path / "o3" / "checkpoints")
+    m = training.fit(other, tmp_path / "o3", "v", variant, TINY_MODEL, TINY_TRAIN, progress=False)
+    assert sum(m["n"].values()) == sum(first["n"].values()) + 1
 
 
 @pytest.mark.slow

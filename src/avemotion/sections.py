@@ -18,7 +18,9 @@ def section_classes() -> dict[str, type]:
     from .faces import FacesConfig
     from .labels import LabelsConfig
     from .model import ModelConfig
-    from .shards import ShardsConfig, SplitConfig
+    from .shards import ShardsConfig
+    from .splits import RunsConfig, SplitConfig
+    from .stats import CompareConfig
     from .training import TrainConfig
     from .video import VideoConfig
 
@@ -33,6 +35,8 @@ def section_classes() -> dict[str, type]:
         "shards": ShardsConfig,
         "model": ModelConfig,
         "train": TrainConfig,
+        "runs": RunsConfig,
+        "compare": CompareConfig,
     }
 
 
@@ -45,6 +49,13 @@ def build_all(params: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(params) - set(classes) - {"variants"})
     if unknown:
         raise ParamsError(f"params: unknown section(s) {', '.join(unknown)}; valid: {', '.join([*classes, 'variants'])}")
+    if isinstance(params.get("train"), dict) and "seed" in params["train"]:
+        raise ParamsError("params: 'train.seed' is set per run by 'runs.seeds'; remove it from the train section")
     out = {name: build(cls, params, name) for name, cls in classes.items()}
     out["variants"] = build_variants(params)
+    # checks across sections
+    from .splits import check_folds
+
+    check_folds(out["runs"], out["split"], out["corpus"].sessions)
+    out["compare"].check_variants(list(out["variants"]))
     return out

@@ -1,4 +1,4 @@
-"""Training shards: splits, the Parquet writer, the manifest, and a column-projecting reader.
+"""Training shards: the Parquet writer, the manifest, and a column-projecting reader.
 
 One row per utterance; tensors in binary columns (a Parquet list<uint8> column is stored
 as 32-bit integers: about 3.5x larger and 3-4x slower to read), their shapes and dtypes
@@ -7,10 +7,13 @@ in the schema metadata:
     audio   int16 little-endian, (samples,) = audio.seconds * 16000, zero-padded/cropped
     faces   uint8 RGB, (n_frames, out_px, out_px, 3), C order, only the valid frames
 
-Rows are ordered by (split, utterance_id) and every row group holds rows of one split
-only, so a reader of the training split never decodes a validation row, and a reader
-that needs no faces never reads the faces column chunks (Parquet stores each column of
-each row group as its own byte range).
+The shards hold no split: they are written once per preprocessing params, and every run
+(fold x seed, see `splits`) picks its rows by utterance id. Rows are ordered by
+(session, utterance_id) and every row is its own row group, so a reader reaches any row
+without decoding another: a run reads exactly the rows of its split, a leave-one-session-out
+fold never touches the bytes of sessions it does not use, the training order can be a
+uniform shuffle of the split, and a reader that needs no faces never reads the faces
+column chunks (Parquet stores each column of each row group as its own byte range).
 
 Shards are cut by bytes (``shards.target_mb``) into ``shard-00000.parquet``, ...; the
 same inputs and params give the same bytes (fixed order, no timestamps or host names).
@@ -36,7 +39,6 @@ import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 GENDERS = ("F", "M")
 META_KEY = b"avemotion"
 
@@ -46,109 +48,13 @@ class ShardsConfig:
     """params.yaml `shards`."""
 
     target_mb: float = 256.0  # bytes per shard file, before the next one starts
-    rows_per_group: int = 16  # rows per Parquet row group (the unit of reading/shuffling)
     compression: Literal["zstd", "none"] = "zstd"
 
     def validate(self, where: str = "shards") -> None:
         from .config import ParamsError
 
-        if self.target_mb <= 0 or self.rows_per_group < 1:
-            raise ParamsError(f"params: '{where}.target_mb' must be > 0 and '{where}.rows_per_group' >= 1")
-
-
-@dataclasses.dataclass(frozen=True)
-class SplitConfig:
-    """params.yaml `split`.
-
-    ``random``: the paper's 60/20/20 (`fractions`), stratified by emotion and gender,
-    seeded by `seed`. ``session``: leave-one-session-out; `test_session` is the test set,
-    and validation is one speaker (`val_speaker`) of `val_session` (default: the session
-    after the test session), so no test speaker is ever seen in training or validation
-    and validation is speaker-independent too.
-    """
-
-    method: Literal["random", "session"] = "random"
-    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
-    seed: int = 2018
-    test_session: int = 5
-    val_session: int | None = None
-    val_speaker: Literal["F", "M"] = "F"
-
-    def validate(self, where: str = "split") -> None:
-        from .config import ParamsError
-
-        if any(f < 0 for f in self.fractions) or not math.isclose(sum(self.fractions), 1.0, abs_tol=1e-6):
-            raise ParamsError(f"params: '{where}.fractions' must be three non-negative numbers summing to 1, got {list(self.fractions)}")
-        if self.val_session is not None and self.val_session == self.test_session:
-            raise ParamsError(f"params: '{where}.val_session' must differ from '{where}.test_session'")
-
-
-# ----------------------------------------------------------------------------- splits
-
-
-def _stable_key(seed: int, text: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{seed}/{text}".encode()).digest()[:8], "little")
-
-
-def assign_splits(rows: Sequence[dict], cfg: SplitConfig) -> dict[str, str]:
-    """utterance_id -> split. Rows need utterance_id, session, gender, emotion.
-
-    The result depends only on the set of rows and the params, never on their order.
-    """
-    if cfg.method == "session":
-        return _session_split(rows, cfg)
-    # random: within each (emotion, gender) stratum, order utterances by a seeded hash
-    # and cut by the fractions (largest remainder), so every stratum is split 60/20/20
-    # as closely as its count allows.
-    strata: dict[tuple, list[str]] = {}
-    for r in rows:
-        strata.setdefault((r["emotion"], r["gender"]), []).append(r["utterance_id"])
-    out: dict[str, str] = {}
-    for key in sorted(strata):
-        ids = sorted(strata[key], key=lambda u: (_stable_key(cfg.seed, u), u))
-        counts = _largest_remainder(len(ids), cfg.fractions)
-        i = 0
-        for split, n in zip(SPLITS, counts):
-            for u in ids[i : i + n]:
-                out[u] = split
-            i += n
-    return out
-
-
-def _largest_remainder(n: int, fractions: Sequence[float]) -> list[int]:
-    raw = [n * f for f in fractions]
-    counts = [int(math.floor(x)) for x in raw]
-    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - counts[i]), i))
-    for i in order[: n - sum(counts)]:
-        counts[i] += 1
-    return counts
-
-
-def _session_split(rows: Sequence[dict], cfg: SplitConfig) -> dict[str, str]:
-    sessions = sorted({r["session"] for r in rows})
-    if cfg.test_session not in sessions:
-        raise ValueError(
-            f"split.test_session is {cfg.test_session}, but the data holds sessions {sessions}; "
-            "choose one of them (or add the session to corpus.sessions)"
-        )
-    train_sessions = [s for s in sessions if s != cfg.test_session]
-    if not train_sessions:
-        raise ValueError("split.method session needs at least two sessions in corpus.sessions")
-    val_session = cfg.val_session
-    if val_session is None:
-        later = [s for s in train_sessions if s > cfg.test_session]
-        val_session = (later or train_sessions)[0]
-    if val_session not in train_sessions:
-        raise ValueError(f"split.val_session {val_session} is not one of the training sessions {train_sessions}")
-    out = {}
-    for r in rows:
-        if r["session"] == cfg.test_session:
-            out[r["utterance_id"]] = "test"
-        elif r["session"] == val_session and r["gender"] == cfg.val_speaker:
-            out[r["utterance_id"]] = "val"
-        else:
-            out[r["utterance_id"]] = "train"
-    return out
+        if self.target_mb <= 0:
+            raise ParamsError(f"params: '{where}.target_mb' must be > 0")
 
 
 # ----------------------------------------------------------------------------- writer
@@ -163,13 +69,14 @@ def shard_schema(meta: dict) -> pa.Schema:
         ("emotion", pa.string()),
         ("label_emotion", pa.int64()),
         ("label_gender", pa.int64()),
-        ("split", pa.string()),
         ("audio", pa.binary()),
         ("audio_len", pa.int64()),
-        ("faces", pa.binary()),
         ("n_frames", pa.int64()),
         ("face_found", pa.bool_()),
         ("frames_detected", pa.int64()),
+        # last, so that reading the other columns of a row never spans its faces bytes
+        # (readers coalesce nearby byte ranges)
+        ("faces", pa.binary()),
     ]
     return pa.schema(fields, metadata={META_KEY: json.dumps(meta, sort_keys=True).encode()})
 
@@ -188,13 +95,11 @@ def write_shards(
     meta: dict,
     cfg: ShardsConfig,
 ) -> list[str]:
-    """Write rows into byte-sized shards, train first, then val, then test; return names.
+    """Write rows, in the order given, into byte-sized shards of one-row row groups.
 
-    `rows` may interleave splits but must be in utterance-id order within each split.
-    Each split is buffered separately (at most about `target_mb` each in memory) and
-    cut into row groups of `rows_per_group`. Everything is written to hidden temporary
-    files that are renamed to ``shard-00000.parquet``, ... only once all are complete;
-    shards left from an earlier run with more files are removed.
+    At most about `target_mb` of rows is held in memory. Everything is written to hidden
+    temporary files that are renamed to ``shard-00000.parquet``, ... only once all are
+    complete; shards left from an earlier run with more files are removed.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     for leftover in out_dir.glob(".part-*.tmp"):
@@ -202,37 +107,33 @@ def write_shards(
     schema = shard_schema(meta)
     target = cfg.target_mb * 1e6
     compression = None if cfg.compression == "none" else cfg.compression
-    parts: dict[str, list[Path]] = {s: [] for s in SPLITS}
-    buffers: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    held: Counter = Counter()
+    parts: list[Path] = []
+    buffer: list[dict] = []
+    held = 0
 
-    def flush(split: str) -> None:
-        buf = buffers[split]
-        if not buf:
+    def flush() -> None:
+        nonlocal buffer, held
+        if not buffer:
             return
-        tmp = out_dir / f".part-{split}-{len(parts[split]):05d}.tmp"
-        with pq.ParquetWriter(tmp, schema, compression=compression, write_statistics=["split"]) as w:
-            for i in range(0, len(buf), cfg.rows_per_group):
-                group = buf[i : i + cfg.rows_per_group]
-                w.write_table(pa.Table.from_pylist(group, schema=schema), row_group_size=len(group))
-        parts[split].append(tmp)
-        buffers[split], held[split] = [], 0
+        tmp = out_dir / f".part-{len(parts):05d}.tmp"
+        with pq.ParquetWriter(tmp, schema, compression=compression, write_statistics=["session"]) as w:
+            for row in buffer:
+                w.write_table(pa.Table.from_pylist([row], schema=schema), row_group_size=1)
+        parts.append(tmp)
+        buffer, held = [], 0
 
     try:
         for row in rows:
-            split = row["split"]
-            buffers[split].append(row)
-            held[split] += len(row["audio"]) + len(row["faces"])
-            if held[split] >= target:
-                flush(split)
-        for split in SPLITS:
-            flush(split)
+            buffer.append(row)
+            held += len(row["audio"]) + len(row["faces"])
+            if held >= target:
+                flush()
+        flush()
         names = []
-        for split in SPLITS:
-            for tmp in parts[split]:
-                name = f"shard-{len(names):05d}.parquet"
-                os.replace(tmp, out_dir / name)
-                names.append(name)
+        for tmp in parts:
+            name = f"shard-{len(names):05d}.parquet"
+            os.replace(tmp, out_dir / name)
+            names.append(name)
     finally:
         for tmp in out_dir.glob(".part-*.tmp"):
             tmp.unlink()
@@ -261,17 +162,18 @@ def reconcile(n_selected: int, n_sharded: int, rejects: Sequence[dict]) -> dict:
 
 
 def counts(rows: Sequence[dict]) -> dict:
-    out: dict[str, Any] = {}
-    for split in SPLITS:
-        part = [r for r in rows if r["split"] == split]
-        out[split] = {
-            "utterances": len(part),
-            "emotion": dict(sorted(Counter(r["emotion"] for r in part).items())),
-            "gender": dict(sorted(Counter(r["gender"] for r in part).items())),
-            "session": {str(k): v for k, v in sorted(Counter(r["session"] for r in part).items())},
-            "face_found": sum(bool(r["face_found"]) for r in part),
-        }
-    return out
+    """Sharded utterances by session, emotion and gender (splits are per run, not here)."""
+    return {
+        "utterances": len(rows),
+        "emotion": dict(sorted(Counter(r["emotion"] for r in rows).items())),
+        "gender": dict(sorted(Counter(r["gender"] for r in rows).items())),
+        "session": {str(k): v for k, v in sorted(Counter(r["session"] for r in rows).items())},
+        "session_emotion": {
+            str(s): dict(sorted(Counter(r["emotion"] for r in rows if r["session"] == s).items()))
+            for s in sorted({r["session"] for r in rows})
+        },
+        "face_found": sum(bool(r["face_found"]) for r in rows),
+    }
 
 
 # ----------------------------------------------------------------------------- reader
@@ -285,57 +187,80 @@ except ImportError:  # pragma: no cover - torch is a hard dependency of the pack
 
 
 COLUMNS_ALWAYS = ("utterance_id", "label_emotion", "label_gender", "n_frames")
+INDEX_COLUMNS = ("utterance_id", "session", "dialog", "gender", "emotion")
 
 
-@dataclasses.dataclass(frozen=True)
-class _Unit:
-    path: Path
-    row_group: int
-    rows: int
+def _open_manifest(shard_dir: Path) -> tuple[dict, list[Path]]:
+    manifest = shard_dir / "manifest.json"
+    if not manifest.is_file():
+        raise FileNotFoundError(
+            f"{manifest} not found: the shard directory is missing or incomplete; run `dvc repro shard`"
+        )
+    data = json.loads(manifest.read_text())
+    paths = [shard_dir / name for name in data["files"]]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing or not paths:
+        raise FileNotFoundError(f"{shard_dir}: shards {missing or 'all'} missing; run `dvc repro shard`")
+    return data, paths
+
+
+def read_index(shard_dir: str | Path, opener: Callable[[Path], Any] | None = None) -> list[dict]:
+    """One light record per sharded utterance: INDEX_COLUMNS plus its file and row group.
+
+    Reads only the small columns (a few bytes per utterance): what a run needs to compute
+    its split (`splits.assign`) and a reader to find its rows.
+    """
+    _, paths = _open_manifest(Path(shard_dir))
+    opener = opener or (lambda p: open(p, "rb"))
+    out = []
+    for path in paths:
+        with opener(path) as fh:
+            pf = pq.ParquetFile(fh)
+            if "split" in pf.schema_arrow.names or pf.metadata.num_rows != pf.metadata.num_row_groups:
+                raise ValueError(f"{path}: shards of an older layout; rerun `dvc repro shard`")
+            table = pf.read(columns=list(INDEX_COLUMNS))
+        for g, row in enumerate(table.to_pylist()):
+            out.append({**row, "path": path, "row_group": g})
+    return out
 
 
 class ShardDataset(IterableDataset):
-    """Iterate one split of the shards as uint8/int16 tensors, reading only needed columns.
+    """Iterate some utterances of the shards as uint8/int16 tensors, reading only needed columns.
 
-    Each item: ``{"utterance_id", "emotion" (int64), "gender" (int64), "steps" (valid
-    time steps), "audio" (int16 (S,)) and "audio_len" if audio is used, "faces" (uint8
-    (T, H, W, 3), zero beyond `steps`) if video is used}``. Conversion to float happens
-    on the training device.
+    `ids` names the utterances (one run's split, see `splits.assign`); None means all.
+    Each item: ``{"utterance_id", "emotion" (int64), "gender" (int64), "steps" (valid time
+    steps), "audio" (int16 (S,)) and "audio_len" if audio is used, "faces" (uint8 (T, H, W,
+    3), zero beyond `steps`) if video is used}``. Conversion to float happens on the
+    training device.
 
-    Work is spread over DataLoader workers (and DDP ranks via `rank`/`world`) by row
-    group, without duplicates; order is shuffled per epoch with `seed` (call
-    `set_epoch`). Use ``batch_size`` on the DataLoader as usual.
+    Every row is its own row group, so with ``shuffle`` the order is a uniform random
+    permutation of `ids`, drawn anew per epoch from (`seed`, epoch) (call `set_epoch`),
+    not an order of blocks. Work is spread over DataLoader workers (and DDP ranks via
+    `rank`/`world`) row by row, without duplicates. Use ``batch_size`` on the DataLoader
+    as usual.
     """
 
     def __init__(
         self,
         shard_dir: str | Path,
-        split: str,
+        ids: Iterable[str] | None = None,
         modalities: Sequence[str] = ("audio", "video"),
         shuffle: bool = False,
         seed: int = 0,
         rank: int = 0,
         world: int = 1,
         opener: Callable[[Path], Any] | None = None,
+        index: Sequence[dict] | None = None,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         bad = set(modalities) - {"audio", "video"}
         if bad or not modalities:
             raise ValueError(f"modalities must be a non-empty subset of audio, video; got {list(modalities)}")
+        if isinstance(ids, str):
+            raise TypeError("ids must be a collection of utterance ids, not a string")
         self.dir = Path(shard_dir)
-        manifest = self.dir / "manifest.json"
-        if not manifest.is_file():
-            raise FileNotFoundError(
-                f"{manifest} not found: the shard directory is missing or incomplete; run `dvc repro shard`"
-            )
-        self.manifest = json.loads(manifest.read_text())
-        self.paths = [self.dir / name for name in self.manifest["files"]]
-        missing = [p.name for p in self.paths if not p.is_file()]
-        if missing or not self.paths:
-            raise FileNotFoundError(f"{self.dir}: shards {missing or 'all'} missing; run `dvc repro shard`")
+        self.manifest, self.paths = _open_manifest(self.dir)
         self.meta = read_meta(self.paths[0])
-        self.split, self.modalities = split, tuple(modalities)
+        self.modalities = tuple(modalities)
         self.shuffle, self.seed, self.rank, self.world = shuffle, seed, rank, world
         self.epoch = 0
         self.opener = opener or (lambda p: open(p, "rb"))
@@ -344,90 +269,76 @@ class ShardDataset(IterableDataset):
             self.columns += ["audio", "audio_len"]
         if "video" in modalities:
             self.columns += ["faces"]
-        self.units = self._units()
-
-    def _units(self) -> list[_Unit]:
-        units = []
-        for path in self.paths:
-            with self.opener(path) as fh:
-                md = pq.ParquetFile(fh).metadata
-                col = md.schema.names.index("split")
-                for g in range(md.num_row_groups):
-                    stats = md.row_group(g).column(col).statistics
-                    if stats is None or not stats.has_min_max:
-                        raise ValueError(f"{path}: row group {g} has no split statistics; rerun `dvc repro shard`")
-                    if stats.min == self.split:
-                        units.append(_Unit(path, g, md.row_group(g).num_rows))
-        return units
+        index = list(index) if index is not None else read_index(self.dir, self.opener)
+        if ids is None:
+            self.units = [(r["path"], r["row_group"]) for r in index]
+        else:
+            where = {r["utterance_id"]: (r["path"], r["row_group"]) for r in index}
+            wanted = sorted(set(ids))
+            missing = [u for u in wanted if u not in where]
+            if missing:
+                raise ValueError(
+                    f"{self.dir}: {len(missing)} utterance(s) of the split are not in the shards "
+                    f"(first: {missing[0]}); the split was computed from other shards"
+                )
+            self.units = sorted(where[u] for u in wanted)
 
     def __len__(self) -> int:
-        return sum(u.rows for u in self.units)
+        return len(self.units)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _my_units(self) -> tuple[list[_Unit], int | None]:
-        """This worker's row groups for this epoch, and how many rows it may yield.
+    def _my_units(self) -> list[tuple[Path, int]]:
+        """This worker's rows for this epoch.
 
-        Under DDP every rank must run the same number of steps, or the gradient
-        all-reduce waits forever: each (rank, worker) slot then yields as many rows as
-        the smallest slot holds (the rest of the epoch's rows are skipped, a different
-        few each epoch, like DistributedSampler's drop_last). Without DDP: no limit.
+        Under DDP every rank must run the same number of steps, or the gradient all-reduce
+        waits forever: each (rank, worker) slot then yields as many rows as the smallest
+        slot holds (the few rows left over are a different few each epoch, like
+        DistributedSampler's drop_last). Without DDP every row is yielded once.
         """
         units = list(self.units)
-        rng = np.random.default_rng([self.seed, self.epoch])
         if self.shuffle:
-            units = [units[i] for i in rng.permutation(len(units))]
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(len(units))
+            units = [units[i] for i in order]
         info = get_worker_info()
         n_workers, worker = (info.num_workers, info.id) if info else (1, 0)
         slots = self.world * n_workers
-        quota = None
+        mine = units[self.rank * n_workers + worker :: slots]
         if self.world > 1:
-            quota = min(sum(u.rows for u in units[s::slots]) for s in range(slots))
-        return units[self.rank * n_workers + worker :: slots], quota
+            mine = mine[: len(units) // slots]
+        return mine
 
     def __iter__(self) -> Iterator[dict]:
         T = int(self.meta["steps"])
         H = W = int(self.meta["out_px"])
-        rng = np.random.default_rng([self.seed, self.epoch, 1 + self.rank])
-        open_file = None
-        units, quota = self._my_units()
-        yielded = 0
-        for unit in units:
-            if quota is not None and yielded >= quota:
-                break
-            if open_file is None or open_file[0] != unit.path:
-                if open_file is not None:
-                    open_file[1].close()
-                fh = self.opener(unit.path)
-                open_file = (unit.path, fh, pq.ParquetFile(fh))
-            table = open_file[2].read_row_group(unit.row_group, columns=self.columns)
-            small = table.select([c for c in self.columns if c not in ("audio", "faces")]).to_pydict()
-            audio = _binary_views(table, "audio", np.int16) if "audio" in table.column_names else None
-            frames = _binary_views(table, "faces", np.uint8) if "faces" in table.column_names else None
-            order = rng.permutation(table.num_rows) if self.shuffle else range(table.num_rows)
-            for i in order:
-                if quota is not None and yielded >= quota:
-                    break
-                yielded += 1
-                steps = int(small["n_frames"][i])
+        files: dict[Path, tuple[Any, pq.ParquetFile]] = {}
+        try:
+            for path, group in self._my_units():
+                if path not in files:
+                    fh = self.opener(path)
+                    files[path] = (fh, pq.ParquetFile(fh))
+                table = files[path][1].read_row_group(group, columns=self.columns)
+                small = table.select([c for c in self.columns if c not in ("audio", "faces")]).to_pylist()[0]
+                steps = int(small["n_frames"])
                 item = {
-                    "utterance_id": small["utterance_id"][i],
-                    "emotion": torch.tensor(small["label_emotion"][i]),
-                    "gender": torch.tensor(small["label_gender"][i]),
+                    "utterance_id": small["utterance_id"],
+                    "emotion": torch.tensor(small["label_emotion"]),
+                    "gender": torch.tensor(small["label_gender"]),
                     "steps": torch.tensor(steps),
                 }
-                if audio is not None:
-                    item["audio"] = torch.from_numpy(audio[i].copy())
-                    item["audio_len"] = torch.tensor(small["audio_len"][i])
-                if frames is not None:
+                if "audio" in table.column_names:
+                    item["audio"] = torch.from_numpy(_binary_views(table, "audio", np.int16)[0].copy())
+                    item["audio_len"] = torch.tensor(small["audio_len"])
+                if "faces" in table.column_names:
                     faces = torch.zeros((T, H, W, 3), dtype=torch.uint8)
                     if steps:
-                        faces[:steps] = torch.from_numpy(frames[i].reshape(steps, H, W, 3))
+                        faces[:steps] = torch.from_numpy(_binary_views(table, "faces", np.uint8)[0].reshape(steps, H, W, 3))
                     item["faces"] = faces
                 yield item
-        if open_file is not None:
-            open_file[1].close()
+        finally:
+            for fh, _ in files.values():
+                fh.close()
 
 
 def _binary_views(table: pa.Table, column: str, dtype) -> list[np.ndarray]:
@@ -493,7 +404,6 @@ def build_shards(
     steps: int,
     out_px: int,
     audio_samples: int,
-    split_cfg: SplitConfig,
     shards_cfg: ShardsConfig,
     params: dict,
     progress: Callable[[Iterable], Iterable] = lambda x: x,
@@ -510,7 +420,6 @@ def build_shards(
         for u in sorted(utts)
         if labels.get(u, {}).get("emotion") is not None and u not in rejected_ids
     }
-    split_of = assign_splits(list(wanted.values()), split_cfg)
     class_index = {c: i for i, c in enumerate(classes)}
     unknown = sorted({r["emotion"] for r in wanted.values()} - set(class_index))
     if unknown:
@@ -550,7 +459,6 @@ def build_shards(
                         "emotion": w["emotion"],
                         "label_emotion": class_index[w["emotion"]],
                         "label_gender": GENDERS.index(w["gender"]),
-                        "split": split_of[u],
                         "audio": audio.astype("<i2", copy=False).tobytes(),
                         "audio_len": int(audio_len),
                         "faces": f["faces"],
@@ -558,7 +466,7 @@ def build_shards(
                         "face_found": f["face_found"],
                         "frames_detected": f["frames_detected"],
                     }
-                    sharded.append({k: row[k] for k in ("utterance_id", "split", "emotion", "gender", "session", "face_found")})
+                    sharded.append({k: row[k] for k in ("utterance_id", "emotion", "gender", "session", "face_found")})
                     yield row
         for u in sorted(set(wanted) - seen):
             rejects.append({"utterance_id": u, "stage": "shard", "reason": "faces_missing", "detail": f"no row in {inputs.faces_dir}/Session{wanted[u]['session']}.parquet"})
@@ -578,7 +486,6 @@ def build_shards(
         "files": names,
         "meta": meta,
         "counts": counts(sharded),
-        "split": {"method": split_cfg.method},
         "params": params,
         "reconciliation": rec,
     }

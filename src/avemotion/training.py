@@ -44,7 +44,8 @@ from . import metrics as M
 from .config import as_dict
 from .files import atomic_path, write_json, write_text
 from .model import ModelConfig, build_model
-from .shards import ShardDataset
+from .shards import ShardDataset, read_index
+from .splits import Run, SplitConfig, assign, ids_by_split
 from .weighting import build_weighting
 
 log = logging.getLogger(__name__)
@@ -263,14 +264,16 @@ def evaluate(
     model.eval()
     sums = {"emotion": 0.0, "gender": 0.0}
     n = 0
-    preds: dict[str, list] = {"utterance_id": [], "emotion_true": [], "emotion_pred": [], "gender_true": [], "gender_pred": [], "emotion_prob": [], "gender_prob": []}
+    preds: dict[str, list] = {"utterance_id": [], **{f"{t}_{k}": [] for t in TASKS for k in ("true", "pred", "prob", "nll")}}
     for batch in loader:
         b = to_device(batch, device, modalities)
         with autocast():
             out = model(b["audio"], b["faces"], b["steps"])
         for task in TASKS:
             logits = out[task].float()
-            sums[task] += F.cross_entropy(logits, b[task], reduction="sum").item()
+            nll = F.cross_entropy(logits, b[task], reduction="none")
+            sums[task] += nll.sum().item()
+            preds[f"{task}_nll"] += nll.tolist()
             preds[f"{task}_true"] += b[task].tolist()
             preds[f"{task}_pred"] += logits.argmax(1).tolist()
             preds[f"{task}_prob"] += [[round(p, 6) for p in row] for row in logits.softmax(1).tolist()]
@@ -325,11 +328,14 @@ def fit(
     cfg: TrainConfig,
     progress: bool = True,
     stop_after_epoch: int | None = None,
+    split: Mapping[str, str] | None = None,
 ) -> dict | None:
-    """Train one variant; write checkpoints, curves, predictions and metrics.json.
+    """Train one variant in one run; write checkpoints, curves, predictions and metrics.json.
 
-    Returns the variant's metrics (on the master process; None elsewhere).
-    `stop_after_epoch` ends the run early as if it had been killed (for tests).
+    `split` maps utterance ids to "train" | "val" | "test" (`splits.assign`); by default
+    a random 60/20/20 split drawn from `cfg.seed`. Returns the run's metrics (on the
+    master process; None elsewhere). `stop_after_epoch` ends the run early as if it had
+    been killed (for tests).
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -340,7 +346,14 @@ def fit(
     autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
     modalities = tuple(variant.modalities)
 
-    train_ds = ShardDataset(shard_dir, "train", modalities, shuffle=True, seed=cfg.seed, rank=d.rank, world=d.world)
+    index = read_index(shard_dir)
+    if split is None:
+        split = assign(index, SplitConfig(), Run(fold=1, seed=cfg.seed))
+    ids = ids_by_split(split)
+    for part, members in ids.items():
+        if not members:
+            raise TrainError(f"the {part} split of this run is empty ({', '.join(f'{k} {len(v)}' for k, v in ids.items())}); check params `split` and `runs`")
+    train_ds = ShardDataset(shard_dir, ids["train"], modalities, shuffle=True, seed=cfg.seed, rank=d.rank, world=d.world, index=index)
     meta = train_ds.meta
     model_cfg = dataclasses.replace(
         model_cfg,
@@ -352,7 +365,8 @@ def fit(
     # the digest names the shards' content too (their manifest), so a checkpoint trained on
     # other shards (another split, other labels) is never resumed from
     manifest_sha = hashlib.sha256((Path(shard_dir) / "manifest.json").read_bytes()).hexdigest()
-    resolved = {"variant": name, **as_dict(variant), "model": as_dict(model_cfg), "train": as_dict(cfg), "shards": meta, "manifest_sha256": manifest_sha}
+    split_sha = hashlib.sha256(json.dumps(sorted(split.items())).encode()).hexdigest()
+    resolved = {"variant": name, **as_dict(variant), "model": as_dict(model_cfg), "train": as_dict(cfg), "shards": meta, "manifest_sha256": manifest_sha, "split_sha256": split_sha}
     digest = config_digest(resolved)
 
     seed_everything(cfg.seed)
@@ -371,8 +385,8 @@ def fit(
 
     pin = device.type == "cuda"
     train_loader = DataLoader(train_ds, batch_size=cfg.batch, num_workers=cfg.workers, pin_memory=pin, persistent_workers=False)
-    val_loader = DataLoader(ShardDataset(shard_dir, "val", modalities), batch_size=max(cfg.batch, 8), num_workers=cfg.workers, pin_memory=pin)
-    test_loader = DataLoader(ShardDataset(shard_dir, "test", modalities), batch_size=max(cfg.batch, 8), num_workers=cfg.workers, pin_memory=pin)
+    val_loader = DataLoader(ShardDataset(shard_dir, ids["val"], modalities, index=index), batch_size=max(cfg.batch, 8), num_workers=cfg.workers, pin_memory=pin)
+    test_loader = DataLoader(ShardDataset(shard_dir, ids["test"], modalities, index=index), batch_size=max(cfg.batch, 8), num_workers=cfg.workers, pin_memory=pin)
 
     ckpt_dir = out_dir / "checkpoints"
     curves: list[dict] = []
@@ -438,16 +452,12 @@ def fit(
     va, _ = evaluate(_unwrap(model), val_loader, device, modalities, w, autocast)
     _, preds = evaluate(_unwrap(model), test_loader, device, modalities, w, autocast)
     write_predictions(preds, meta["classes"], out_dir / "predictions.csv")
-    n = {"train": _count(shard_dir, "train"), "val": len(val_loader.dataset), "test": len(test_loader.dataset)}
+    n = {part: len(members) for part, members in ids.items()}
     result = variant_metrics(name, variant, w, va, preds, meta["classes"], n=n)
     result["best_epoch"] = best_state["epoch"] + 1
     result["weights_last"] = {"emotion": curves[-1]["w_emotion"], "gender": curves[-1]["w_gender"]} if curves else result["weights"]
     write_json(result, out_dir / "metrics.json")
     return result
-
-
-def _count(shard_dir: Path, split: str) -> int:
-    return len(ShardDataset(shard_dir, split, ("audio",)))
 
 
 def _write_curves(curves: list[dict], path: Path) -> None:
@@ -459,17 +469,26 @@ def _write_curves(curves: list[dict], path: Path) -> None:
     write_text(buf.getvalue(), path)
 
 
+#: predictions.csv: one row per test utterance; `*_nll` is that utterance's cross-entropy
+#: (the compare stage's per-utterance paired tests of the NLL use it).
+PREDICTION_FIELDS = (
+    "utterance_id", "emotion_true", "emotion_pred", "gender_true", "gender_pred",
+    "emotion_prob", "gender_prob", "emotion_nll", "gender_nll",
+)
+
+
 def write_predictions(preds: Mapping[str, list], classes: list[str], path: Path) -> None:
     """One row per test utterance, class names (for DVC's confusion plots) and probabilities."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["utterance_id", "emotion_true", "emotion_pred", "gender_true", "gender_pred", "emotion_prob", "gender_prob"])
+    w.writerow(PREDICTION_FIELDS)
     order = sorted(range(len(preds["utterance_id"])), key=lambda i: preds["utterance_id"][i])
     for i in order:
         w.writerow([
             preds["utterance_id"][i], classes[preds["emotion_true"][i]], classes[preds["emotion_pred"][i]],
             "FM"[preds["gender_true"][i]], "FM"[preds["gender_pred"][i]],
             " ".join(f"{p:.6f}" for p in preds["emotion_prob"][i]), " ".join(f"{p:.6f}" for p in preds["gender_prob"][i]),
+            f"{preds['emotion_nll'][i]:.6g}", f"{preds['gender_nll'][i]:.6g}",
         ])
     write_text(buf.getvalue(), path)
 
@@ -477,7 +496,12 @@ def write_predictions(preds: Mapping[str, list], classes: list[str], path: Path)
 def read_predictions(path: Path) -> dict[str, list]:
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    return {k: [r[k] for r in rows] for k in ("utterance_id", "emotion_true", "emotion_pred", "gender_true", "gender_pred")}
+    missing = [k for k in PREDICTION_FIELDS if rows and k not in rows[0]]
+    if missing:
+        raise TrainError(f"{path}: no column(s) {', '.join(missing)}; written by an older version, retrain that run")
+    out = {k: [r[k] for r in rows] for k in ("utterance_id", "emotion_true", "emotion_pred", "gender_true", "gender_pred")}
+    out.update({k: [float(r[k]) for r in rows] for k in ("emotion_nll", "gender_nll")})
+    return out
 
 
 def metrics_from_predictions(preds: Mapping[str, list], classes: list[str]) -> dict:
@@ -487,6 +511,12 @@ def metrics_from_predictions(preds: Mapping[str, list], classes: list[str]) -> d
     e_pred = [idx[c] for c in preds["emotion_pred"]]
     out = M.emotion_metrics(e_true, e_pred, len(classes))
     out.update(M.gender_metrics(preds["gender_true"], preds["gender_pred"]))
+    for task in TASKS:  # test NLL per task: the mean of the per-utterance cross-entropies
+        if f"{task}_nll" in preds:
+            values = [float(x) for x in preds[f"{task}_nll"]]
+            out[f"nll_{task}"] = sum(values) / len(values) if values else 0.0
+    if "nll_emotion" in out and "nll_gender" in out:
+        out["nll_sum"] = out["nll_emotion"] + out["nll_gender"]
     return out
 
 
@@ -497,6 +527,8 @@ def variant_metrics(name, variant, weights, val, preds, classes, n) -> dict:
         "emotion_pred": [classes[i] for i in preds["emotion_pred"]],
         "gender_true": ["FM"[i] for i in preds["gender_true"]],
         "gender_pred": ["FM"[i] for i in preds["gender_pred"]],
+        "emotion_nll": [float(f"{x:.6g}") for x in preds["emotion_nll"]],
+        "gender_nll": [float(f"{x:.6g}") for x in preds["gender_nll"]],
     }
     return {
         "modalities": list(variant.modalities),
