@@ -6,7 +6,9 @@ Whole pipelines on a tiny demo with a tiny network (a minute or two each).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ TINY_TRAINING = {
     "train": {"epochs": 1, "batch": 8, "threads": 1},
 }
 VARIANTS = ("MM-static", "MM-dynamic", "UM-dynamic-A", "UM-dynamic-V", "MM-uncertainty")
+RUNS = ("fold1-seed1", "fold3-seed1")  # TINY's runs: sessions 1 and 3 as test folds, one seed
 
 
 def tiny_repo(dst: Path) -> Path:
@@ -47,12 +50,12 @@ def ran(output: str) -> set[str]:
 def repo_a(tmp_path_factory) -> Path:
     a = tiny_repo(tmp_path_factory.mktemp("a"))
     out = dvc(a, "repro").stdout
-    assert ran(out) == {*PREPROCESSING, *(f"train@{v}" for v in VARIANTS), "compare"}
+    assert ran(out) == {*PREPROCESSING, *(f"train@{v}-{f}-1" for v in VARIANTS for f in (1, 3)), "compare"}
     return a
 
 
 def test_end_to_end_outputs(repo_a: Path):
-    """All stages, all default variants: metrics, report, plots, and nothing left to redo."""
+    """All stages, all default variants in every run: metrics, comparison, report, plots, nothing left to redo."""
     from avemotion import training
 
     metrics = json.loads((repo_a / "results/metrics.json").read_text())
@@ -60,23 +63,80 @@ def test_end_to_end_outputs(repo_a: Path):
     manifest = json.loads((repo_a / "data/shards/manifest.json").read_text())
     classes = manifest["meta"]["classes"]
     for name, m in metrics.items():
-        assert set(m) == {"modalities", "weighting", "weights", "val", "test", "n"}
-        assert set(m["val"]) == {"nll_emotion", "nll_gender", "nll_sum", "joint"}
-        assert set(m["test"]) == {"emotion_wa", "emotion_ua", "emotion_f1", "gender_acc"}
-        assert m["n"] == {s: manifest["counts"][s]["utterances"] for s in ("train", "val", "test")}
-        preds = training.read_predictions(repo_a / f"results/variants/{name}/predictions.csv")
-        assert training.metrics_from_predictions(preds, classes) == m["test"]
-        assert len(preds["utterance_id"]) == m["n"]["test"]
+        assert set(m) == {"modalities", "weighting", "weights", "val", "test", "n", "runs", "spread", "pooled"}
+        assert m["runs"] == len(RUNS)
+        assert set(m["val"]) >= {"nll_emotion", "nll_gender", "nll_sum"}
+        assert set(m["test"]) >= {"emotion_wa", "emotion_ua", "emotion_f1", "gender_acc", "nll_emotion", "nll_gender"}
+        assert set(m["spread"]["emotion_ua"]) == {"sd", "ci95"} and len(m["spread"]["emotion_ua"]["ci95"]) == 2
+        # leave-one-session-out over both sessions: every sharded utterance is tested once
+        assert m["n"]["test"] == manifest["counts"]["utterances"] == m["pooled"]["emotion_ua"]["n"]
+        per_run = []
+        for run in RUNS:
+            folder = repo_a / "results/runs" / name / run
+            preds = training.read_predictions(folder / "predictions.csv")
+            run_metrics = json.loads((folder / "metrics.json").read_text())
+            assert training.metrics_from_predictions(preds, classes) == run_metrics["test"]
+            assert len(preds["utterance_id"]) == run_metrics["n"]["test"]
+            per_run.append(run_metrics["test"]["emotion_ua"])
+        assert m["test"]["emotion_ua"] == pytest.approx(sum(per_run) / len(per_run))
     assert metrics["UM-dynamic-A"]["modalities"] == ["audio"] and metrics["MM-uncertainty"]["weighting"] == "uncertainty"
+    comparison = json.loads((repo_a / "results/comparison.json").read_text())
+    assert sorted(comparison) == ["MM-dynamic vs MM-static", "MM-uncertainty vs MM-static"]
+    for c in comparison.values():
+        assert c["runs"] == len(RUNS) and c["decided_by"] == "utterances"
+        for metric in ("emotion_ua", "gender_acc", "nll_sum"):
+            entry = c[metric]
+            assert entry["verdict"] in ("better", "worse", "no detectable difference")
+            assert entry["ci95"][0] <= entry["diff"] <= entry["ci95"][1] and 0 <= entry["p"] <= 1
+            assert entry["runs"]["p_min"] == 0.5  # two runs: a sign-flip test cannot decide
     report = (repo_a / "results/report.md").read_text()
-    assert "not comparable with each other" in report and "Split: **random**" in report
+    assert report.index("## Conclusion") < report.index("## Table 1")
+    assert "**MM-dynamic vs MM-static** (2 paired runs" in report and "not comparable" in report
     for name in VARIANTS:
         assert f"| {name} |" in report
+    assert "| fold 3, seed 1 (test session 3) |" in report
     shown = dvc(repo_a, "metrics", "show", "--json").stdout
-    assert "emotion_ua" in shown
+    assert "emotion_ua" in shown and "verdict" in shown
     dvc(repo_a, "plots", "show", "-o", str(repo_a / "plots-out"))
     assert (repo_a / "plots-out/index.html").is_file()
     assert ran(dvc(repo_a, "repro").stdout) == set()  # a second repro does nothing
+
+
+def test_changing_runs_or_split_reruns_nothing_before_training(repo_a: Path, tmp_path: Path):
+    """Shards are written once: a new seed trains only the new runs, a split change only retrains."""
+    repo = tmp_path / "copy"
+    shutil.copytree(repo_a, repo, symlinks=True)
+    shards_before = lock_outs(repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["variants"] = {k: params["variants"][k] for k in ("MM-static", "MM-dynamic")}
+    params["compare"]["pairs"] = [["MM-dynamic", "MM-static"]]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert ran(dvc(repo, "repro").stdout) == {"compare"}  # fewer variants: nothing to train
+    params["runs"]["seeds"] = [1, 2]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = dvc(repo, "status").stdout
+    assert not any(f"{stage}:" in status for stage in PREPROCESSING), status
+    new_runs = {f"train@{v}-{f}-2" for v in ("MM-static", "MM-dynamic") for f in (1, 3)}
+    assert ran(dvc(repo, "repro").stdout) == new_runs | {"compare"}
+    assert lock_outs(repo) == shards_before  # no shard file rewritten
+    comparison = json.loads((repo / "results/comparison.json").read_text())
+    assert comparison["MM-dynamic vs MM-static"]["runs"] == 4
+    params["split"]["val_speaker"] = "M"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = dvc(repo, "status").stdout
+    assert "train@MM-static-1-1:" in status and not any(f"{stage}:" in status for stage in PREPROCESSING), status
+
+
+def test_compare_names_the_stage_of_a_missing_run(repo_a: Path, tmp_path: Path):
+    repo = tmp_path / "copy"
+    shutil.copytree(repo_a, repo, symlinks=True)
+    (repo / "results/runs/MM-dynamic/fold3-seed1/metrics.json").unlink()
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "python"), "pipeline/compare.py", "--params", "params.yaml"],
+        cwd=repo, capture_output=True, text=True,
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "run `dvc repro train@MM-dynamic-3-1`" in proc.stderr
 
 
 def test_a_teammate_pulls_shards_and_reruns_only_training(repo_a: Path, tmp_path: Path):
@@ -101,7 +161,7 @@ def test_a_teammate_pulls_shards_and_reruns_only_training(repo_a: Path, tmp_path
     params = yaml.safe_load((b / "params.yaml").read_text())
     params["variants"]["MM-static"]["options"]["weights"] = [0.3, 0.7]
     (b / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert ran(dvc(b, "repro").stdout) == {"train@MM-static", "compare"}
+    assert ran(dvc(b, "repro").stdout) == {"train@MM-static-1-1", "train@MM-static-3-1", "compare"}
 
 
 def test_independent_runs_give_identical_preprocessing_hashes(repo_a: Path, tmp_path: Path):
