@@ -11,10 +11,11 @@ Every epoch writes ``checkpoints/last.pt`` (model, optimizer, scheduler, weighti
 state, epoch, RNG state, resolved config and its digest) and ``checkpoints/best.pt``
 when the validation NLL sum improves. A run that starts afresh deletes an old
 ``best.pt``, and a ``best.pt`` whose digest is not the run's is refused; a run with no
-finite validation NLL fails with a message and writes no metrics. A killed run started again with the same config resumes
-from ``last.pt`` and ends with the same result as an uninterrupted run (on CPU, same
-seed): data order depends only on (seed, epoch), and the torch RNG state is restored.
-A checkpoint written under another config is never resumed from.
+finite validation NLL fails with a message and writes no metrics. A killed run started
+again with the same config resumes from ``last.pt`` and ends with the same result as an
+uninterrupted run (on CPU, same seed): data order depends only on (seed, epoch), and
+the torch RNG state is restored. A checkpoint written under another config is never
+resumed from.
 
 The best epoch is chosen by the *unweighted* sum of the validation NLLs, because the
 weighted joint loss is not comparable across epochs when the weights move.
