@@ -61,7 +61,7 @@ def test_end_to_end_outputs(repo_a: Path):
     classes = manifest["meta"]["classes"]
     for name, m in metrics.items():
         assert set(m) == {"modalities", "weighting", "weights", "val", "test", "n"}
-        assert set(m["val"]) == {"nll_emotion", "nll_gender", "nll_sum", "joint"}
+        assert set(m["val"]) == {"nll_emotion", "nll_gender", "nll_sum", "weighted"}
         assert set(m["test"]) == {"emotion_wa", "emotion_ua", "emotion_f1", "gender_acc"}
         assert m["n"] == {s: manifest["counts"][s]["utterances"] for s in ("train", "val", "test")}
         preds = training.read_predictions(repo_a / f"results/variants/{name}/predictions.csv")
