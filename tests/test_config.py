@@ -94,3 +94,19 @@ def test_unknown_section_and_variant_errors():
         build_all({**params, "trian": {}})
     with pytest.raises(ParamsError, match=r"variants.X.modalities.*audio, video"):
         build_variants({"variants": {"X": {"modalities": ["audio", "smell"], "weighting": "static"}}})
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_real_corpus_configs_still_learn_in_their_last_epoch(path: Path):
+    # the authors' x0.1 every 10 epochs leaves 1e-13 for the last epochs of 100
+    import torch
+
+    from avemotion.training import TrainConfig, make_scheduler
+
+    cfg = build(TrainConfig, load_params(path), "train")
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    sched = make_scheduler(opt, cfg)
+    for _ in range(cfg.epochs - 1):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] >= 0.01 * cfg.lr

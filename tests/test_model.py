@@ -65,7 +65,16 @@ def test_paper_sizes():
     model = AVEmotionNet(cfg)
     assert model.lstm.input_size == 1280 + 2048 and model.lstm.hidden_size == 256
     assert model.lstm.num_layers == 2 and model.drop.p == 0.5
+    assert model.lstm.dropout == 0.0  # the paper: dropout only before the heads
     assert model.audio.conv2.weight.shape == (40, 40, 4000)
+
+
+def test_dropout_between_lstm_layers_is_its_own_param():
+    model = build_model(tiny(lstm_layers=2, dropout=0.3, lstm_dropout=0.2))
+    assert model.lstm.dropout == 0.2 and model.drop.p == 0.3
+    assert build_model(tiny(lstm_layers=1, lstm_dropout=0.2)).lstm.dropout == 0.0  # one layer: nothing between
+    with pytest.raises(ValueError, match="model.lstm_dropout must be in"):
+        build(ModelConfig, {"model": {"lstm_dropout": 1.0}}, "model")
 
 
 @pytest.mark.parametrize("modalities", VARIANTS)
@@ -156,6 +165,22 @@ def test_audio_is_standardised_per_utterance():
     assert torch.isfinite(silent).all()
 
 
+def test_paper_code_normalisation_is_the_authors_fixed_gain():
+    from avemotion.model import PAPER_CODE_MEAN, PAPER_CODE_VARIANCE, normalise_audio
+
+    assert (PAPER_CODE_MEAN, PAPER_CODE_VARIANCE) == (-4.18e-5, 0.00342)
+    audio = torch.zeros(2, 1000, dtype=torch.int16)
+    audio[0, :600] = (torch.randn(600) * 100).to(torch.int16)
+    audio[1] = (torch.randn(1000) * 10000).to(torch.int16)
+    x = normalise_audio(audio, torch.tensor([600, 1000]), "paper_code")
+    want = (audio.double() / 32768 - PAPER_CODE_MEAN) / PAPER_CODE_VARIANCE
+    torch.testing.assert_close(x[1].double(), want[1], rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(x[0, :600].double(), want[0, :600], rtol=1e-5, atol=1e-4)
+    assert x[0, 600:].abs().max() == 0  # padding stays silent
+    # a fixed gain: a quiet and a loud utterance keep their level ratio (no per-utterance scaling)
+    assert x[1].std() / x[0, :600].std() > 50
+
+
 def test_forward_and_backward_under_bf16_autocast_on_cpu():
     torch.manual_seed(0)
     cfg = tiny()
@@ -171,19 +196,26 @@ def test_forward_and_backward_under_bf16_autocast_on_cpu():
 
 
 def test_a_few_samples_can_be_overfitted():
+    # Asserts what holds on any CPU: other CPUs take other kernel paths, so the exact
+    # loss after n steps differs between machines; a tenth of the start and every
+    # training sample right are reached with a wide margin (here after ~25 of 80 steps).
     torch.manual_seed(0)
     cfg = tiny(dropout=0.0)
     model = build_model(cfg).train()
     audio, faces, steps = batch(cfg, B=4, seed=1)
     y_e, y_g = labels(4)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
+    start = None
+    for _ in range(80):
         out = model(audio, faces, steps)
         loss = F.cross_entropy(out["emotion"], y_e) + F.cross_entropy(out["gender"], y_g)
+        start = loss.item() if start is None else start
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert loss.item() < 0.05
+    assert loss.item() < 0.1 * start
+    assert out["emotion"].argmax(1).tolist() == y_e.tolist()
+    assert out["gender"].argmax(1).tolist() == y_g.tolist()
 
 
 def test_last_shared_parameters_are_the_top_lstm_layer():

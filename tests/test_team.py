@@ -65,7 +65,7 @@ def test_end_to_end_outputs(repo_a: Path):
     for name, m in metrics.items():
         assert set(m) == {"modalities", "weighting", "weights", "val", "test", "n", "runs", "spread", "pooled"}
         assert m["runs"] == len(RUNS)
-        assert set(m["val"]) >= {"nll_emotion", "nll_gender", "nll_sum"}
+        assert set(m["val"]) == {"nll_emotion", "nll_gender", "nll_sum", "weighted"}
         assert set(m["test"]) >= {"emotion_wa", "emotion_ua", "emotion_f1", "gender_acc", "nll_emotion", "nll_gender"}
         assert set(m["spread"]["emotion_ua"]) == {"sd", "ci95"} and len(m["spread"]["emotion_ua"]["ci95"]) == 2
         # leave-one-session-out over both sessions: every sharded utterance is tested once

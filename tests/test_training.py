@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -33,7 +35,7 @@ def run(shard_dir, out, variant, **kw):
     return training.fit(shard_dir, out, "v", variant, TINY_MODEL, TINY_TRAIN, progress=False, **kw)
 
 
-@pytest.mark.parametrize("weighting", ["dynamic", "uncertainty", "dwa"])
+@pytest.mark.parametrize("weighting", ["dynamic", "uncertainty", "dwa", "gradnorm"])
 def test_resume_after_a_kill_equals_an_uninterrupted_run(shard_dir, tmp_path, weighting):
     variant = training.VariantConfig(modalities=("audio", "video"), weighting=weighting)
     full = run(shard_dir, tmp_path / "full", variant)
@@ -50,9 +52,9 @@ def test_outputs_and_metrics_shape(shard_dir, tmp_path):
     m = run(shard_dir, tmp_path, variant)
     assert set(m) >= {"modalities", "weighting", "weights", "val", "test", "n"}
     assert m["weights"] == {"emotion": 0.5, "gender": 0.5}
-    assert set(m["val"]) == {"nll_emotion", "nll_gender", "nll_sum", "joint"}
+    assert set(m["val"]) == {"nll_emotion", "nll_gender", "nll_sum", "weighted"}
     assert m["val"]["nll_sum"] == pytest.approx(m["val"]["nll_emotion"] + m["val"]["nll_gender"])
-    assert m["val"]["joint"] == pytest.approx(0.5 * m["val"]["nll_sum"])
+    assert m["val"]["weighted"] == pytest.approx(0.5 * m["val"]["nll_sum"])
     assert set(m["test"]) == {"emotion_wa", "emotion_ua", "emotion_f1", "gender_acc", "nll_emotion", "nll_gender", "nll_sum"}
     assert sum(m["n"].values()) == 35  # 36 utterances, one rejected
     curves = (tmp_path / "curves.csv").read_text().splitlines()
@@ -62,6 +64,60 @@ def test_outputs_and_metrics_shape(shard_dir, tmp_path):
     preds = training.read_predictions(tmp_path / "predictions.csv")
     assert len(preds["utterance_id"]) == m["n"]["test"]
     assert training.metrics_from_predictions(preds, ["ang", "hap", "neu", "sad"]) == m["test"]
+
+
+def curves(path):
+    return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(open(path))]
+
+
+@pytest.mark.parametrize("weighting", ["static", "uncertainty", "gradnorm"])
+def test_curves_log_the_weighted_task_loss_and_the_weightings_extra_terms_apart(shard_dir, tmp_path, weighting):
+    variant = training.VariantConfig(modalities=("audio",), weighting=weighting)
+    run(shard_dir, tmp_path, variant)
+    rows = curves(tmp_path / "curves.csv")
+    for r in rows:
+        # validation: the same quantity, with the epoch's final weights
+        assert r["val_weighted"] == pytest.approx(r["w_emotion"] * r["val_nll_emotion"] + r["w_gender"] * r["val_nll_gender"], rel=1e-4)
+    if weighting == "static":
+        for r in rows:
+            assert r["train_extra"] == pytest.approx(0, abs=1e-6)
+            assert r["train_weighted"] == pytest.approx(0.5 * (r["train_nll_emotion"] + r["train_nll_gender"]), rel=1e-4)
+    elif weighting == "uncertainty":
+        assert any(abs(r["train_extra"]) > 1e-6 for r in rows)  # + s_e + s_g, apart from the weighted loss
+    else:
+        assert all(r["train_extra"] > 0 for r in rows)  # GradNorm's gradient loss, a sum of absolute values
+        assert all(r["w_emotion"] + r["w_gender"] == pytest.approx(2.0, rel=1e-4) for r in rows)
+        state = training.load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+        assert state["weighting"]["initial_losses"].tolist() == pytest.approx([math.log(4), math.log(2)])
+
+
+def test_gradnorm_first_batch_initial_losses_through_fit(shard_dir, tmp_path):
+    variant = training.VariantConfig(modalities=("audio",), weighting="gradnorm", options={"initial_losses": "first_batch"})
+    run(shard_dir, tmp_path, variant)
+    initial = training.load_checkpoint(tmp_path / "checkpoints" / "last.pt")["weighting"]["initial_losses"].tolist()
+    assert initial != pytest.approx([math.log(4), math.log(2)]) and all(x > 0 for x in initial)
+
+
+def test_a_run_without_a_finite_validation_loss_fails_and_never_reports_an_old_best(shard_dir, tmp_path):
+    variant = training.VariantConfig(modalities=("audio",), weighting="dynamic")
+    run(shard_dir, tmp_path, variant)  # a good run of the same architecture leaves best.pt and metrics
+    assert (tmp_path / "checkpoints" / "best.pt").is_file() and (tmp_path / "metrics.json").is_file()
+    diverging = dataclasses.replace(TINY_TRAIN, lr=math.inf)  # the first step makes every weight inf or NaN
+    with pytest.raises(training.TrainError, match=r"epoch 1.*lower train.lr.*shards' audio"):
+        training.fit(shard_dir, tmp_path, "v", variant, TINY_MODEL, diverging, progress=False)
+    assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "predictions.csv").exists()
+    assert not (tmp_path / "checkpoints" / "best.pt").exists()
+    assert "nan" in (tmp_path / "curves.csv").read_text().lower()
+
+
+def test_a_best_checkpoint_of_another_run_is_refused(shard_dir, tmp_path):
+    variant = training.VariantConfig(modalities=("audio",), weighting="dynamic")
+    run(shard_dir, tmp_path / "a", variant)
+    training.fit(shard_dir, tmp_path / "b", "v", variant, TINY_MODEL, dataclasses.replace(TINY_TRAIN, lr=0.02), progress=False)
+    shutil.copy(tmp_path / "b" / "checkpoints" / "best.pt", tmp_path / "a" / "checkpoints" / "best.pt")
+    with pytest.raises(training.TrainError, match="written by another run.*delete"):
+        run(shard_dir, tmp_path / "a", variant)  # resumes after its last epoch, then loads best.pt
+    assert not (tmp_path / "a" / "metrics.json").exists()
 
 
 def test_a_changed_config_never_resumes_from_a_stale_checkpoint(shard_dir, tmp_path):
@@ -104,7 +160,6 @@ def test_other_shards_never_resume_and_a_finished_run_rewrites_its_outputs(shard
 
 @pytest.mark.slow
 def test_two_process_gloo_ddp_matches_the_single_process_trend(shard_dir, tmp_path):
-    import csv
     import subprocess
     import sys
 
@@ -116,7 +171,7 @@ def test_two_process_gloo_ddp_matches_the_single_process_trend(shard_dir, tmp_pa
     assert proc.returncode == 0, proc.stderr[-3000:]
     ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert ddp["n"] == single["n"]
-    read = lambda p: [float(r["train_joint"]) for r in csv.DictReader(open(p))]
+    read = lambda p: [float(r["train_weighted"]) for r in csv.DictReader(open(p))]
     a, b = read(tmp_path / "single" / "curves.csv"), read(tmp_path / "ddp" / "curves.csv")
     assert len(a) == len(b) == TINY_TRAIN.epochs
     for x, y in zip(a, b):

@@ -11,6 +11,9 @@ from avemotion.config import ParamsError, build
 from avemotion.weighting import WEIGHTINGS, WeightingConfig, build_weighting
 
 
+N_CLASSES = {"emotion": 4, "gender": 2}
+
+
 def task_losses(e: float, g: float) -> dict[str, torch.Tensor]:
     return {"emotion": torch.tensor(float(e), requires_grad=True), "gender": torch.tensor(float(g), requires_grad=True)}
 
@@ -108,7 +111,7 @@ class TwoTaskNet(nn.Module):
 
 def test_gradnorm_moves_weight_toward_the_task_with_the_smaller_gradient_norm():
     net = TwoTaskNet(ratio=10.0)  # emotion's gradient on the shared layer is 10x larger
-    w = build_weighting("gradnorm")
+    w = build_weighting("gradnorm", initial_losses="first_batch")
     opt = torch.optim.SGD(w.parameters(), lr=0.01)
     x = torch.randn(8, 4)
     history = []
@@ -129,7 +132,7 @@ def test_gradnorm_moves_weight_toward_the_task_with_the_smaller_gradient_norm():
 def test_gradnorm_network_gradient_uses_constant_weights():
     net = TwoTaskNet(ratio=3.0)
     x = torch.randn(8, 4)
-    w = build_weighting("gradnorm")
+    w = build_weighting("gradnorm", initial_losses="first_batch")
     with torch.no_grad():
         w.task_weights.copy_(torch.tensor([0.5, 1.5]))
     w(net.losses(x), shared=[net.shared.weight]).loss.backward()
@@ -140,16 +143,32 @@ def test_gradnorm_network_gradient_uses_constant_weights():
     torch.testing.assert_close(got, net.shared.weight.grad)
 
 
+def test_gradnorm_initial_losses_default_to_log_of_the_number_of_classes():
+    net, x = TwoTaskNet(ratio=3.0), torch.randn(8, 4)
+    w = build_weighting("gradnorm", n_classes=N_CLASSES)
+    assert w.initial_losses.tolist() == pytest.approx([math.log(4), math.log(2)])
+    w(net.losses(x), shared=[net.shared.weight]).loss.backward()
+    assert w.initial_losses.tolist() == pytest.approx([math.log(4), math.log(2)])  # not the first batch's
+    first = build_weighting("gradnorm", initial_losses="first_batch")
+    losses = net.losses(x)
+    first(losses, shared=[net.shared.weight])
+    assert first.initial_losses.tolist() == pytest.approx([losses["emotion"].item(), losses["gender"].item()])
+    with pytest.raises(ValueError, match="n_classes.*first_batch"):
+        build_weighting("gradnorm")
+    with pytest.raises(ValueError, match="log_classes, first_batch"):
+        build_weighting("gradnorm", initial_losses="mean", n_classes=N_CLASSES)
+
+
 def test_gradnorm_needs_the_shared_parameters():
     with pytest.raises(ValueError, match="last_shared_parameters"):
-        build_weighting("gradnorm")(task_losses(1.0, 1.0))
+        build_weighting("gradnorm", n_classes=N_CLASSES)(task_losses(1.0, 1.0))
 
 
 def test_gradnorm_with_a_grad_scaler_matches_fp32():
     x = torch.randn(8, 4)
     results = []
     for scaler in (None, torch.amp.GradScaler("cpu", init_scale=2.0**12)):
-        net, w = TwoTaskNet(ratio=4.0), build_weighting("gradnorm")
+        net, w = TwoTaskNet(ratio=4.0), build_weighting("gradnorm", initial_losses="first_batch")
         step = w(net.losses(x), shared=[net.shared.weight], scaler=scaler)
         loss = step.loss if scaler is None else scaler.scale(step.loss)
         loss.backward()
@@ -159,7 +178,7 @@ def test_gradnorm_with_a_grad_scaler_matches_fp32():
 
 
 def test_gradnorm_refuses_fp16_autocast_without_a_scaler():
-    net, w = TwoTaskNet(ratio=2.0), build_weighting("gradnorm")
+    net, w = TwoTaskNet(ratio=2.0), build_weighting("gradnorm", initial_losses="first_batch")
     with torch.autocast("cpu", dtype=torch.float16):
         losses = net.losses(torch.randn(8, 4))
         with pytest.raises(RuntimeError, match="GradScaler"):
@@ -169,7 +188,7 @@ def test_gradnorm_refuses_fp16_autocast_without_a_scaler():
 @pytest.mark.parametrize("name", list(WEIGHTINGS))
 def test_every_weighting_round_trips_through_a_checkpoint(name):
     net, x = TwoTaskNet(ratio=2.0), torch.randn(8, 4)
-    w = build_weighting(name)
+    w = build_weighting(name, n_classes=N_CLASSES)
     opt = torch.optim.SGD([*net.parameters(), *w.parameters()], lr=0.1)
     for epoch in range(3):
         step = w(net.losses(x), shared=[net.shared.weight])
@@ -178,7 +197,7 @@ def test_every_weighting_round_trips_through_a_checkpoint(name):
         opt.step()
         w.after_step()
         w.end_epoch({"emotion": 1.0 / (epoch + 1), "gender": 1.0})
-    resumed = build_weighting(name)
+    resumed = build_weighting(name, n_classes=N_CLASSES)
     resumed.load_state_dict(w.state_dict())
     assert resumed.current_weights() == pytest.approx(w.current_weights())
     assert all(math.isfinite(v) for v in w.current_weights().values())
@@ -213,7 +232,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     ddp = DDP(net)
     results = {}
     for name in ("dynamic", "gradnorm"):
-        w = build_weighting(name)
+        w = build_weighting(name, n_classes=N_CLASSES)
         opt = torch.optim.SGD([*ddp.parameters(), *w.parameters()], lr=0.05)
         for it in range(3):
             x = torch.randn(4, 4, generator=torch.Generator().manual_seed(100 * rank + it))

@@ -16,12 +16,28 @@ import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 
 #: The paper's Table 1 (validation NLL; its normalisation is not stated).
+#: Note: the paper lists identical weights, 0.3623 / 0.6377, for UM-dynamic-V and
+#: MM-dynamic. Two different runs ending on the same four digits is unlikely; it looks
+#: like a copy error in the paper. Quoted as printed.
 PAPER_TABLE = {
     "UM-dynamic-A": {"weights": (0.3232, 0.6768), "nll": 158.38},
     "UM-dynamic-V": {"weights": (0.3623, 0.6377), "nll": 136.08},
     "MM-static": {"weights": (0.5, 0.5), "nll": 167.10},
     "MM-dynamic": {"weights": (0.3623, 0.6377), "nll": 112.89},
 }
+
+
+def normalised_weights(weights: Mapping[str, float]) -> dict[str, float]:
+    """Task weights rescaled to sum to 1, so that every weighting reads on one scale.
+
+    The paper's softmax weights already sum to 1; uncertainty weighting's exp(-s_k) and
+    GradNorm's and DWA's weights (summing to the number of tasks) do not. Only the
+    ratio between tasks is comparable; metrics.json keeps the raw values.
+    """
+    total = sum(weights.values())
+    if not total > 0:
+        raise ValueError(f"task weights must have a positive sum to be normalised, got {dict(weights)}")
+    return {t: float(w) / total for t, w in weights.items()}
 
 
 def emotion_metrics(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> dict:
@@ -59,28 +75,30 @@ def report(metrics: Mapping[str, dict], split_info: Mapping) -> str:
         "## Table 1, side by side",
         "",
         "| variant | modalities | weighting | w_emotion | w_gender | val NLL emotion | val NLL gender "
-        "| val NLL sum | val joint (weighted) | paper w_e / w_g | paper NLL |",
+        "| val NLL sum | val weighted | paper w_e / w_g | paper NLL |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in metrics.items():
         paper = PAPER_TABLE.get(name)
+        w = normalised_weights(m["weights"])
         lines.append(
-            f"| {name} | {'+'.join(m['modalities'])} | {m['weighting']} | {_f(m['weights']['emotion'], 4)} "
-            f"| {_f(m['weights']['gender'], 4)} | {_f(m['val']['nll_emotion'])} | {_f(m['val']['nll_gender'])} "
-            f"| {_f(m['val']['nll_sum'])} | {_f(m['val']['joint'])} "
+            f"| {name} | {'+'.join(m['modalities'])} | {m['weighting']} | {_f(w['emotion'], 4)} "
+            f"| {_f(w['gender'], 4)} | {_f(m['val']['nll_emotion'])} | {_f(m['val']['nll_gender'])} "
+            f"| {_f(m['val']['nll_sum'])} | {_f(m['val']['weighted'])} "
             f"| {'%.4f / %.4f' % paper['weights'] if paper else '-'} | {_f(paper['nll'], 2) if paper else '-'} |"
         )
     lines += [
         "",
         "## Test accuracy",
         "",
-        "| variant | emotion WA | emotion UA | emotion macro-F1 | gender accuracy |",
-        "|---|---|---|---|---|",
+        "| variant | test NLL emotion | test NLL gender | emotion WA | emotion UA | emotion macro-F1 | gender accuracy |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, m in metrics.items():
         t = m["test"]
         lines.append(
-            f"| {name} | {_f(t['emotion_wa'])} | {_f(t['emotion_ua'])} | {_f(t['emotion_f1'])} | {_f(t['gender_acc'])} |"
+            f"| {name} | {_f(t.get('nll_emotion'))} | {_f(t.get('nll_gender'))} | {_f(t['emotion_wa'])} "
+            f"| {_f(t['emotion_ua'])} | {_f(t['emotion_f1'])} | {_f(t['gender_acc'])} |"
         )
     lines += [
         "",
@@ -88,11 +106,17 @@ def report(metrics: Mapping[str, dict], split_info: Mapping) -> str:
         "",
         "- *val NLL emotion / gender* are per-utterance means of each task's cross-entropy on the "
         "validation split; *val NLL sum* is their unweighted sum and is comparable across variants.",
-        "- *val joint (weighted)* is the loss each run optimised, w_e * NLL_e + w_g * NLL_g with its "
-        "own final weights. **Weighted joint losses of different weightings are not comparable with "
+        "- *w_emotion / w_gender* are each run's final weights **normalised to sum to 1** (the "
+        "paper's softmax weights already do; uncertainty weighting's exp(-s), GradNorm's and DWA's "
+        "weights do not); metrics.json keeps the raw values. The paper's Table 1 gives UM-dynamic-V "
+        "and MM-dynamic the same weights, 0.3623 / 0.6377, which looks like a copy error in the paper.",
+        "- *val weighted* is w_e * NLL_e + w_g * NLL_g with each run's own final raw weights (without "
+        "a weighting's extra terms). **Weighted losses of different weightings are not comparable with "
         "each other**: under `dynamic`, dL/dl_e = w_e * w_g * (L_e - L_g), so the learned weights "
-        "drift toward whichever task has the smaller loss, which lowers the joint loss without "
+        "drift toward whichever task has the smaller loss, which lowers the weighted loss without "
         "any task getting better.",
+        "- The validation NLLs are those of the epoch chosen by the smallest validation NLL sum, so "
+        "they are biased low; the *test NLL* columns are the unbiased figures.",
         "- The paper's NLL column is quoted from its Table 1; the paper does not state how it was "
         "normalised (sum or mean, over what), so it is not on the same scale as ours.",
         "- UA is the mean per-class recall (chance 1 / number of classes); WA is plain accuracy.",

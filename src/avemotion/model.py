@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 MODALITIES: tuple[str, ...] = ("audio", "video")
 AUDIO_NORMS: tuple[str, ...] = ("standardize", "paper_code", "none")
 
+# The authors' code: (x - m) / v on the [-1, 1] waveform with these corpus-wide
+# constants, v being a variance (not a standard deviation): a fixed gain of ~292.
+PAPER_CODE_MEAN = -4.18e-5
+PAPER_CODE_VARIANCE = 0.00342
+
 # torchvision backbones with their classifier attribute and feature width; the
 # classifier is replaced by Identity, which leaves the globally pooled features.
 BACKBONES: dict[str, tuple[str, int]] = {
@@ -65,18 +70,22 @@ class ModelConfig:
     `modalities`, `n_emotions`, `sample_rate`, `seconds` and `fps` describe the data
     and are filled in by the training code from the data sections.
 
-    audio_norm: per-utterance waveform normalisation, over the valid samples only.
-      standardize (default): (x - mean) / std. The paper does not say; its authors'
-        code divides by the variance, not the standard deviation, which makes the
-        input scale inversely proportional to the recording level (a loud speaker
-        comes out quiet). Standardising removes gain differences between sessions
-        and microphones and gives the 4,000-tap filters unit-variance input.
-      paper_code: (x - mean) / variance, as the authors' code (x in [-1, 1]).
+    audio_norm: how the waveform (x in [-1, 1], valid samples only) is scaled.
+      standardize (default): (x - mean) / std per utterance, over its valid samples.
+        The paper does not say. Standardising removes gain differences between
+        sessions and microphones and gives the 4,000-tap filters unit-variance input;
+        kept as the default because it does not depend on the recording level.
+      paper_code: (x - m) / v with the authors' corpus-wide constants
+        m = PAPER_CODE_MEAN = -4.18e-5 and v = PAPER_CODE_VARIANCE = 0.00342 (a
+        variance used as a divisor, not a standard deviation): the same fixed gain of
+        about 292 for every utterance, not a per-utterance normalisation.
       none: x / 32768 only.
     audio_conv: auto (FFT for wide filters, see audioconv.choose_impl) | direct | fft.
     visual_weights: none | imagenet (from the local torch cache only) | a file path.
     pooling: last (the authors' code: last valid step) | mean (over valid steps).
-    dropout: between the LSTM layers and on the LSTM output before the heads.
+    dropout: on the LSTM output before the heads (the paper's only dropout).
+    lstm_dropout: between stacked LSTM layers (PyTorch's LSTM `dropout`). The paper
+      and the authors' code have none there (0.0, the default).
     """
 
     modalities: tuple[str, ...] = MODALITIES
@@ -97,6 +106,7 @@ class ModelConfig:
     lstm_hidden: int = 256
     lstm_layers: int = 2
     dropout: float = 0.5
+    lstm_dropout: float = 0.0
     pooling: Literal["last", "mean"] = "last"
 
     def __post_init__(self):
@@ -128,8 +138,9 @@ class ModelConfig:
                 raise ValueError(f"{where}.{name} must be at least 1, got {getattr(self, name)}")
         if self.n_emotions < 2:
             raise ValueError(f"{where}.n_emotions must be at least 2, got {self.n_emotions}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"{where}.dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "lstm_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{where}.{name} must be in [0, 1), got {getattr(self, name)}")
         if self.fps <= 0 or self.seconds <= 0:
             raise ValueError(f"{where}: fps and seconds must be positive, got {self.fps}, {self.seconds}")
         per_frame = self.sample_rate / self.fps
@@ -221,10 +232,11 @@ class AudioStream(nn.Module):
 
 
 def normalise_audio(audio: Tensor, valid: Tensor, norm: str) -> Tensor:
-    """int16 (or float in [-1, 1]) waveforms (B, S) -> float32, normalised per utterance.
+    """int16 (or float in [-1, 1]) waveforms (B, S) -> float32, normalised (ModelConfig.audio_norm).
 
-    Statistics use the first `valid[b]` samples only, so zero padding does not shrink
-    the variance of short utterances; the padding is zero again afterwards.
+    `standardize` uses statistics of the first `valid[b]` samples only, so zero padding
+    does not shrink the variance of short utterances; `paper_code` applies the authors'
+    fixed corpus-wide constants. The padding is zero again afterwards in every case.
     """
     x = audio.float()  # (B, S)
     if audio.dtype == torch.int16:
@@ -233,13 +245,14 @@ def normalise_audio(audio: Tensor, valid: Tensor, norm: str) -> Tensor:
     x = x * keep
     if norm == "none":
         return x
+    if norm == "paper_code":
+        return (x - PAPER_CODE_MEAN) / PAPER_CODE_VARIANCE * keep  # (B, S)
     n = keep.sum(dim=1, keepdim=True).clamp(min=1)  # (B, 1)
     mean = x.sum(dim=1, keepdim=True) / n  # (B, 1)
     var = (((x - mean) * keep) ** 2).sum(dim=1, keepdim=True) / n  # (B, 1)
     # floor at ~1 LSB of int16 so a silent utterance stays finite (and silent)
     var = var.clamp(min=1e-9)
-    scale = var.sqrt() if norm == "standardize" else var
-    return (x - mean) / scale * keep  # (B, S)
+    return (x - mean) / var.sqrt() * keep  # (B, S)
 
 
 class VisualStream(nn.Module):
@@ -330,7 +343,7 @@ class AVEmotionNet(nn.Module):
             cfg.lstm_hidden,
             num_layers=cfg.lstm_layers,
             batch_first=True,
-            dropout=cfg.dropout if cfg.lstm_layers > 1 else 0.0,
+            dropout=cfg.lstm_dropout if cfg.lstm_layers > 1 else 0.0,
         )
         self.drop = nn.Dropout(cfg.dropout)
         self.emotion_head = nn.Linear(cfg.lstm_hidden, cfg.n_emotions)

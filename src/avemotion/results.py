@@ -28,7 +28,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from . import stats
-from .metrics import PAPER_TABLE
+from .metrics import PAPER_TABLE, normalised_weights
 from .splits import Run
 from .training import TASKS, metrics_from_predictions, read_predictions
 
@@ -284,7 +284,10 @@ def report(
         f"## Table 1, with {level}% intervals over runs",
         "",
         "Means over runs; the interval is a Student-t interval of the mean over runs (`n/a` with one run). "
-        "Weights are the learned task weights at the best epoch, averaged over runs.",
+        "Weights are the learned task weights at the best epoch, averaged over runs and normalised to sum "
+        "to 1, so that every weighting reads on the paper's scale (uncertainty's exp(-s), DWA's and "
+        "GradNorm's weights do not sum to 1; metrics.json keeps the raw values). The paper's Table 1 "
+        "gives UM-dynamic-V and MM-dynamic the same weights, 0.3623 / 0.6377, which looks like a copy error.",
         "",
         "| variant | modalities | weighting | runs | w_emotion | w_gender | val NLL sum | test NLL emotion "
         "| test NLL gender | emotion UA | emotion WA | gender accuracy | paper w_e / w_g | paper NLL |",
@@ -293,9 +296,10 @@ def report(
     for name, m in summary.items():
         paper = PAPER_TABLE.get(name)
         t, sp = m["test"], m["spread"]
+        w = normalised_weights(m["weights"])
         lines.append(
-            f"| {name} | {'+'.join(m['modalities'])} | {m['weighting']} | {m['runs']} | {_f(m['weights']['emotion'], 4)} "
-            f"| {_f(m['weights']['gender'], 4)} | {_f(m['val'].get('nll_sum'))} "
+            f"| {name} | {'+'.join(m['modalities'])} | {m['weighting']} | {m['runs']} | {_f(w['emotion'], 4)} "
+            f"| {_f(w['gender'], 4)} | {_f(m['val'].get('nll_sum'))} "
             f"| {_f(t.get('nll_emotion'))} | {_f(t.get('nll_gender'))} "
             f"| {_f(t.get('emotion_ua'))} {_ci(sp.get('emotion_ua', {}).get('ci95'))} "
             f"| {_f(t.get('emotion_wa'))} {_ci(sp.get('emotion_wa', {}).get('ci95'))} "

@@ -8,11 +8,14 @@ channels_last for the visual stream, pinned memory and non-blocking copies; fram
 travel as uint8 and become float on the device.
 
 Every epoch writes ``checkpoints/last.pt`` (model, optimizer, scheduler, weighting
-state, epoch, RNG state, resolved config) and ``checkpoints/best.pt`` when the
-validation NLL sum improves. A killed run started again with the same config resumes
-from ``last.pt`` and ends with the same result as an uninterrupted run (on CPU, same
-seed): data order depends only on (seed, epoch), and the torch RNG state is restored.
-A checkpoint written under another config is never resumed from.
+state, epoch, RNG state, resolved config and its digest) and ``checkpoints/best.pt``
+when the validation NLL sum improves. A run that starts afresh deletes an old
+``best.pt``, and a ``best.pt`` whose digest is not the run's is refused; a run with no
+finite validation NLL fails with a message and writes no metrics. A killed run started
+again with the same config resumes from ``last.pt`` and ends with the same result as an
+uninterrupted run (on CPU, same seed): data order depends only on (seed, epoch), and
+the torch RNG state is restored. A checkpoint written under another config is never
+resumed from.
 
 The best epoch is chosen by the *unweighted* sum of the validation NLLs, because the
 weighted joint loss is not comparable across epochs when the weights move.
@@ -209,10 +212,16 @@ def train_one_epoch(
     d: Dist,
     progress: Callable[[Iterable], Iterable] | None = None,
 ) -> dict[str, float]:
-    """One pass over the training loader; returns sample-weighted means."""
+    """One pass over the training loader; returns sample-weighted means.
+
+    `weighted` is sum_k w_k L_k with each step's weights (the same quantity as the
+    validation `weighted`); `extra` is what the weighting adds to the loss it
+    backpropagates beyond that (uncertainty's + s_k terms, GradNorm's gradient loss;
+    0 for static, dynamic and dwa).
+    """
     model.train()
     weighting.train()
-    sums = {"nll_emotion": 0.0, "nll_gender": 0.0, "joint": 0.0}
+    sums = {"nll_emotion": 0.0, "nll_gender": 0.0, "weighted": 0.0, "extra": 0.0}
     n = 0
     it = progress(loader) if progress else loader
     for batch in it:
@@ -233,7 +242,9 @@ def train_one_epoch(
         n += k
         sums["nll_emotion"] += losses["emotion"].item() * k
         sums["nll_gender"] += losses["gender"].item() * k
-        sums["joint"] += joint.item() * k
+        weighted = float((wl.weight_tensor * torch.stack([losses[t].detach() for t in wl.tasks])).sum())
+        sums["weighted"] += weighted * k
+        sums["extra"] += (joint.item() - weighted) * k
         if progress and hasattr(it, "set_postfix"):
             it.set_postfix(
                 L_e=f"{sums['nll_emotion'] / n:.3f}", L_g=f"{sums['nll_gender'] / n:.3f}",
@@ -260,7 +271,11 @@ def evaluate(
     weights: Mapping[str, float],
     autocast,
 ) -> tuple[dict[str, float], dict[str, list]]:
-    """Per-task mean NLLs, their sum, the weighted joint loss; and per-utterance predictions."""
+    """Per-task mean NLLs, their sum, the weighted task loss; and per-utterance predictions.
+
+    `weighted` = w_e * nll_emotion + w_g * nll_gender with the given weights, the
+    validation counterpart of the training `weighted` (no weighting's extra terms).
+    """
     model.eval()
     sums = {"emotion": 0.0, "gender": 0.0}
     n = 0
@@ -281,7 +296,7 @@ def evaluate(
         n += b["emotion"].shape[0]
     nll = {f"nll_{t}": sums[t] / max(n, 1) for t in TASKS}
     nll["nll_sum"] = nll["nll_emotion"] + nll["nll_gender"]
-    nll["joint"] = weights["emotion"] * nll["nll_emotion"] + weights["gender"] * nll["nll_gender"]
+    nll["weighted"] = weights["emotion"] * nll["nll_emotion"] + weights["gender"] * nll["nll_gender"]
     return nll, preds
 
 
@@ -311,10 +326,14 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+#: Columns of curves.csv, one meaning each. `*_weighted` is sum_k w_k L_k on its split
+#: (training: each step's weights; validation: the weights at the end of the epoch);
+#: `train_extra` is the weighting's own terms on top (uncertainty's log-variances,
+#: GradNorm's gradient loss), so train_weighted + train_extra is what was minimised.
 CURVE_FIELDS = (
     "epoch", "lr",
-    "train_joint", "train_nll_emotion", "train_nll_gender",
-    "val_joint", "val_nll_emotion", "val_nll_gender", "val_nll_sum",
+    "train_weighted", "train_extra", "train_nll_emotion", "train_nll_gender",
+    "val_weighted", "val_nll_emotion", "val_nll_gender", "val_nll_sum",
     "w_emotion", "w_gender",
 )
 
@@ -374,7 +393,8 @@ def fit(
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     try:
-        weighting = build_weighting(variant.weighting, tasks=TASKS, **dict(variant.options)).to(device)
+        n_classes = {"emotion": len(meta["classes"]), "gender": 2}
+        weighting = build_weighting(variant.weighting, tasks=TASKS, n_classes=n_classes, **dict(variant.options)).to(device)
     except (TypeError, ValueError) as exc:
         raise TrainError(f"variants.{name}: {exc}") from exc
     if d.world > 1:
@@ -406,6 +426,10 @@ def fit(
             log.info("%s: resuming after epoch %d from %s", name, state["epoch"] + 1, last)
         else:
             log.warning("%s: %s was written under another config; starting afresh", name, last)
+    if start == 0 and d.master:
+        # checkpoints persist across `dvc repro`: a best.pt of an earlier run must never
+        # stand in for this one's (it is also refused by digest at the end)
+        (ckpt_dir / "best.pt").unlink(missing_ok=True)
 
     for epoch in range(start, cfg.epochs):
         train_ds.set_epoch(epoch)
@@ -425,7 +449,7 @@ def fit(
                 {"epoch": epoch + 1, "lr": lr, **{f"train_{k}": v for k, v in tr.items()},
                  **{f"val_{k}": v for k, v in va.items()}, "w_emotion": w["emotion"], "w_gender": w["gender"]}
             )
-            log.info("%s epoch %d: train joint %.4f | val NLL e %.4f g %.4f | w %.3f/%.3f", name, epoch + 1, tr["joint"], va["nll_emotion"], va["nll_gender"], w["emotion"], w["gender"])
+            log.info("%s epoch %d: train weighted %.4f | val NLL e %.4f g %.4f | w %.3f/%.3f", name, epoch + 1, tr["weighted"], va["nll_emotion"], va["nll_gender"], w["emotion"], w["gender"])
             state = {
                 "model": _unwrap(model).state_dict(), "weighting": weighting.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
@@ -437,6 +461,14 @@ def fit(
                 save_checkpoint(ckpt_dir / "best.pt", state)
             save_checkpoint(last, state)
             _write_curves(curves, out_dir / "curves.csv")
+        # weights that turned NaN/inf never recover: with no finite validation NLL yet,
+        # stop now rather than after every remaining epoch
+        diverged = torch.tensor(int(d.master and not math.isfinite(best) and not _all_finite(model)), device=device)
+        if d.world > 1:
+            dist.broadcast(diverged, 0)
+        if diverged.item():
+            _remove_results(out_dir)
+            raise TrainError(_no_finite_loss(name, cfg, f"the weights became NaN or infinite in epoch {epoch + 1}"))
         if d.world > 1:
             dist.barrier()
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
@@ -445,7 +477,17 @@ def fit(
     if not d.master:
         return None
     _write_curves(curves, out_dir / "curves.csv")  # also when a finished run is resumed
-    best_state = load_checkpoint(ckpt_dir / "best.pt")
+    best_path = ckpt_dir / "best.pt"
+    if not math.isfinite(best) or not best_path.is_file():
+        _remove_results(out_dir)
+        raise TrainError(_no_finite_loss(name, cfg, f"no epoch of {cfg.epochs} had a finite validation NLL"))
+    best_state = load_checkpoint(best_path)
+    if best_state.get("digest") != digest:
+        _remove_results(out_dir)
+        raise TrainError(
+            f"{name}: {best_path} was written by another run (config digest {best_state.get('digest')}, "
+            f"this run {digest}); delete {ckpt_dir} and rerun"
+        )
     _unwrap(model).load_state_dict(best_state["model"])
     weighting.load_state_dict(best_state["weighting"])
     w = weighting.current_weights()
@@ -458,6 +500,25 @@ def fit(
     result["weights_last"] = {"emotion": curves[-1]["w_emotion"], "gender": curves[-1]["w_gender"]} if curves else result["weights"]
     write_json(result, out_dir / "metrics.json")
     return result
+
+
+def _all_finite(model: nn.Module) -> bool:
+    params = [p.detach() for p in _unwrap(model).parameters()]
+    return bool(torch.stack([torch.isfinite(p).all() for p in params]).all())  # one device sync
+
+
+def _no_finite_loss(name: str, cfg: TrainConfig, what: str) -> str:
+    return (
+        f"{name}: {what}, so there is no best checkpoint and no metrics were written. "
+        f"Try a lower train.lr (now {cfg.lr:g}) or a gradient clip (train.clip, now {cfg.clip:g}), "
+        f"and check the shards' audio (silent, clipped or constant utterances; model.audio_norm)."
+    )
+
+
+def _remove_results(out_dir: Path) -> None:
+    """A failed run leaves no metrics or predictions of an earlier run behind."""
+    for f in ("metrics.json", "predictions.csv"):
+        (out_dir / f).unlink(missing_ok=True)
 
 
 def _write_curves(curves: list[dict], path: Path) -> None:

@@ -265,7 +265,14 @@ class GradNorm(Weighting):
     trained on L_grad only. Since G_k is linear in w_k, ||grad_W L_k|| is needed
     as a number only: one extra backward pass per task into W (no double backward).
     The returned loss is sum_k w_k.detach() L_k + L_grad, so one backward and one
-    optimizer step train both. L_k(0) is the loss of the first step seen.
+    optimizer step train both.
+
+    L_k(0), the reference of the training rate (`initial_losses`):
+      log_classes (default): log(number of classes of task k), the cross-entropy of a
+        uniform prediction, as Chen et al. suggest for classification; needs
+        `n_classes` (task -> number of classes).
+      first_batch: the loss of the first step seen. At batch size 1 that is one
+        utterance's loss, so every later ratio rests on a single sample.
 
     A task whose loss falls more slowly (r_k > 1) gets a larger target gradient norm,
     and a task whose gradient is already large relative to the target loses weight;
@@ -275,12 +282,30 @@ class GradNorm(Weighting):
 
     needs_shared = True
 
-    def __init__(self, tasks: Sequence[str] = TASKS, alpha: float = 1.5):
+    def __init__(
+        self,
+        tasks: Sequence[str] = TASKS,
+        alpha: float = 1.5,
+        initial_losses: Literal["log_classes", "first_batch"] = "log_classes",
+        n_classes: Mapping[str, int] | None = None,
+    ):
         super().__init__(tasks)
+        if initial_losses not in INITIAL_LOSSES:
+            raise ValueError(
+                f"Invalid gradnorm initial_losses {initial_losses!r}. Only {', '.join(INITIAL_LOSSES)} are supported."
+            )
         self.alpha = alpha
         self.task_weights = nn.Parameter(torch.ones(len(self.tasks)))
         self.register_buffer("initial_losses", torch.zeros(len(self.tasks)))
         self.register_buffer("started", torch.zeros((), dtype=torch.bool))
+        if initial_losses == "log_classes":
+            if n_classes is None or set(n_classes) != set(self.tasks) or min(n_classes.values()) < 2:
+                raise ValueError(
+                    f"gradnorm initial_losses log_classes needs n_classes with two or more classes for "
+                    f"each of {list(self.tasks)}, got {n_classes!r}; or use initial_losses: first_batch"
+                )
+            self.initial_losses.copy_(torch.tensor([math.log(n_classes[t]) for t in self.tasks]))
+            self.started.fill_(True)
         self._sync_gradients_across_ranks()
 
     def _weights(self) -> Tensor:
@@ -348,6 +373,8 @@ class GradNorm(Weighting):
         w.mul_(self.n_tasks / w.sum())
 
 
+INITIAL_LOSSES: tuple[str, ...] = ("log_classes", "first_batch")
+
 WEIGHTINGS: dict[str, type[Weighting]] = {
     "static": Static,
     "dynamic": Dynamic,
@@ -357,8 +384,15 @@ WEIGHTINGS: dict[str, type[Weighting]] = {
 }
 
 
-def build_weighting(name: str, tasks: Sequence[str] = TASKS, **options) -> Weighting:
-    """The weighting called `name`; options: static weights=, dwa temperature=, gradnorm alpha=."""
+def build_weighting(
+    name: str, tasks: Sequence[str] = TASKS, n_classes: Mapping[str, int] | None = None, **options
+) -> Weighting:
+    """The weighting called `name`.
+
+    options: static weights=, dwa temperature=, gradnorm alpha= and initial_losses=.
+    n_classes (task -> number of classes) describes the data; gradnorm's default
+    initial losses need it, the other weightings ignore it.
+    """
     if name not in WEIGHTINGS:
         raise ValueError(f"Invalid weighting {name!r}. Only {', '.join(WEIGHTINGS)} are supported.")
     cls = WEIGHTINGS[name]
@@ -368,6 +402,8 @@ def build_weighting(name: str, tasks: Sequence[str] = TASKS, **options) -> Weigh
         raise ValueError(
             f"weighting {name!r} takes options {', '.join(valid) or 'none'}; got {', '.join(unknown)}"
         )
+    if name == "gradnorm":
+        return cls(tasks, n_classes=n_classes, **options)
     return cls(tasks, **options)
 
 
@@ -376,7 +412,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "dynamic": (),
     "uncertainty": (),
     "dwa": ("temperature",),
-    "gradnorm": ("alpha",),
+    "gradnorm": ("alpha", "initial_losses"),
 }
 
 
@@ -388,6 +424,7 @@ class WeightingConfig:
     static_weights: tuple[float, ...] = (0.5, 0.5)
     dwa_temperature: float = 2.0
     gradnorm_alpha: float = 1.5
+    gradnorm_initial_losses: Literal["log_classes", "first_batch"] = "log_classes"
 
     def validate(self, where: str = "weighting") -> None:
         if self.method not in WEIGHTINGS:
@@ -395,10 +432,10 @@ class WeightingConfig:
         if any(w < 0 or not math.isfinite(w) for w in self.static_weights):
             raise ValueError(f"{where}.static_weights must be non-negative, got {list(self.static_weights)}")
 
-    def build(self, tasks: Sequence[str] = TASKS) -> Weighting:
+    def build(self, tasks: Sequence[str] = TASKS, n_classes: Mapping[str, int] | None = None) -> Weighting:
         options = {
             "static": {"weights": self.static_weights},
             "dwa": {"temperature": self.dwa_temperature},
-            "gradnorm": {"alpha": self.gradnorm_alpha},
+            "gradnorm": {"alpha": self.gradnorm_alpha, "initial_losses": self.gradnorm_initial_losses},
         }.get(self.method, {})
-        return build_weighting(self.method, tasks, **options)
+        return build_weighting(self.method, tasks, n_classes=n_classes, **options)
