@@ -16,7 +16,7 @@ from iemocap_fixture import make_tree
 @pytest.fixture(scope="module")
 def utterances(tmp_path_factory):
     root = make_tree(tmp_path_factory.mktemp("c") / "IEMOCAP_full_release")
-    return corpus.extract(corpus.CorpusConfig(root=str(root), dialogs="all")).table
+    return corpus.extract(root, corpus.CorpusConfig(dialogs="all")).table
 
 
 def by_id(result):

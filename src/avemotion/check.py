@@ -41,9 +41,9 @@ def check_corpus(root: str | Path, labels_cfg: labels.LabelsConfig, sessions=(1,
     label_counts = {"improvised": Counter(), "scripted": Counter()}
     usual: Counter = Counter()
     for s in sessions:
-        cfg = CorpusConfig(root=str(root), sessions=(s,), dialogs="all")
+        cfg = CorpusConfig(sessions=(s,), dialogs="all")
         try:
-            found = corpus.find_label_files(cfg)
+            found = corpus.find_label_files(root, cfg)
         except CorpusError as exc:
             problems.append(str(exc))
             continue
