@@ -239,3 +239,61 @@ def test_a_stray_txt_in_emo_evaluation_is_a_file_reject(tree: Path):
         "Session2/dialog/EmoEvaluation/notes.txt", "Session3/dialog/EmoEvaluation/Ses01F_impro09.txt",
     ]
     assert "not an IEMOCAP dialog name" in files[0]["reason"] and "session 1 inside Session3" in files[1]["reason"]
+
+
+# ------------------------------------------------------------------ encodings and variants
+
+
+def test_latin1_comment_and_byte_order_mark_do_not_stop_extract(tree: Path):
+    p = tree / "Session1/dialog/EmoEvaluation/Ses01F_impro01.txt"
+    text = p.read_text().replace("(curious)", "(curieuse, très)")
+    p.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8").replace("très".encode(), "tr\xe8s\x85".encode("latin-1")))
+    result = extract(tree)
+    assert result.rejects == [] and result.table.num_rows == 6
+    r = rows(result)["Ses01F_impro01_F000"]
+    assert r["ratings"][3]["comment"] == "curieuse, tr\xe8s\x85"  # NEL read as a character, not a line break
+    assert r["source"] == "Session1/dialog/EmoEvaluation/Ses01F_impro01.txt:3"
+    assert result.summary()["file_notes"] == [
+        "Session1/dialog/EmoEvaluation/Ses01F_impro01.txt: 1 line(s) not UTF-8, read as Latin-1"
+    ]
+
+
+def test_a_malformed_dimensional_line_keeps_the_utterance_and_is_recorded(tree: Path):
+    p = tree / "Session1/dialog/EmoEvaluation/Ses01F_impro01.txt"
+    p.write_text(p.read_text().replace(f"A-E4:{T}val 2; act 3; dom  3;{T}(attitude)", f"A-E4:{T}val ?; act;{T}(attitude)"))
+    result = extract(tree)
+    assert result.rejects == []
+    r = rows(result)["Ses01F_impro01_F000"]
+    assert [d["rater"] for d in r["dimensions"]] == ["E3", "F1"]
+    bad = f"A-E4:{T}val ?; act;{T}(attitude)"
+    assert r["notes"] == [f"Session1/dialog/EmoEvaluation/Ses01F_impro01.txt:9: unreadable dimensional rating, not used: {bad!r}"]
+    assert result.summary()["kept_with_notes"] == 1
+
+
+@pytest.mark.parametrize(
+    "line, categories, comment",
+    [
+        (f"C-E2 :{T}Neutral;{T}()", ("Neutral",), ""),  # space before the colon
+        (f"C-E2:{T}Neutral;{T}curious", ("Neutral",), "curious"),  # comment without parentheses
+        (f"C-E2:{T}Frustration;{T}Anger;{T}()", ("Frustration", "Anger"), ""),  # tab between categories
+        (f"C-E2:  Frustration;   Anger;  (loud)", ("Frustration", "Anger"), "loud"),  # several spaces
+        (f"C-E2:{T}Neutral state;{T}()", ("Neutral",), ""),
+        (f"C-E2:{T}Neutral; Anger{T}()", ("Neutral", "Anger"), ""),  # last ';' missing
+        (f"C-E2:{T};{T}()", (), ""),
+        (f"C-E2:{T}Boredom;{T}()", ("Boredom",), ""),  # kept as written; labels never count it
+    ],
+)
+def test_categorical_line_variants(tmp_path: Path, line, categories, comment):
+    text = SES01F_IMPRO01.replace(f"C-E2:{T}Neutral;{T}()", line, 1)
+    path = tmp_path / "Ses01F_impro01.txt"
+    path.write_text(text)
+    u = corpus.parse_emo_evaluation(path).utterances[0]
+    assert u.problem is None
+    assert (u.categorical[0].rater, u.categorical[0].categories, u.categorical[0].comment) == ("E2", categories, comment)
+
+
+def test_votes_for_any_number_of_raters_one_per_rater_and_category():
+    ratings = [("E1", True, ("Anger", "Anger")), ("E2", True, ("Anger",)), ("E3", True, ("Sadness", "Boredom")),
+               ("E4", True, ("Sadness",)), ("E5", True, ("Sadness",)), ("F1", False, ("Anger",))]
+    v = corpus.count_votes(ratings)
+    assert v.votes == {"Anger": 2, "Sadness": 3} and v.unknown == {"Boredom": 1} and v.raters == 5

@@ -227,7 +227,7 @@ def split_categorical(body: str) -> tuple[tuple[str, ...], str]:
     comment = ""
     m = re.search(r"\(([^()]*)\)\s*$", body)
     if m:
-        comment, body = m[1].strip(), body[: m.start()].strip()
+        comment, body = m[1].strip(" \t"), body[: m.start()].strip()
     head, sep, tail = body.rpartition(";")
     tail_word = canonical_category(tail)
     if sep and tail_word and tail_word not in KNOWN_CATEGORIES and not comment:
