@@ -94,3 +94,10 @@ def test_unknown_section_and_variant_errors():
         build_all({**params, "trian": {}})
     with pytest.raises(ParamsError, match=r"variants.X.modalities.*audio, video"):
         build_variants({"variants": {"X": {"modalities": ["audio", "smell"], "weighting": "static"}}})
+
+
+def test_an_old_corpus_root_says_what_replaced_it():
+    from avemotion.corpus import CorpusConfig
+
+    with pytest.raises(ParamsError, match=r"corpus.root' is no longer a param.*make corpus ROOT="):
+        build(CorpusConfig, {"corpus": {"root": "/data/IEMOCAP_full_release"}}, "corpus")
