@@ -17,7 +17,7 @@ from test_pipeline import TINY, copy_repo, dvc, git, link_corpus
 
 pytestmark = pytest.mark.slow
 
-PREPROCESSING = ("demo", "extract", "label", "faces", "shard")
+PREPROCESSING = ("demo", "corpus", "extract", "label", "faces", "shard")
 TINY_TRAINING = {
     **TINY,
     "model": {"conv1_filters": 4, "conv2_filters": 4, "conv2_width": 401, "channel_pool": 2, "lstm_hidden": 16, "lstm_layers": 1},
@@ -47,7 +47,7 @@ def ran(output: str) -> set[str]:
 @pytest.fixture(scope="module")
 def repo_a(tmp_path_factory) -> Path:
     a = tiny_repo(tmp_path_factory.mktemp("a"))
-    out = dvc(a, "repro").stdout
+    out = dvc(a, "repro", "demo").stdout + dvc(a, "repro").stdout  # as `make repro` does
     assert ran(out) == {*PREPROCESSING, *(f"train@{v}" for v in VARIANTS), "compare"}
     return a
 
@@ -90,6 +90,7 @@ def test_a_teammate_pulls_shards_and_reruns_only_training(repo_a: Path, tmp_path
 
     b = tmp_path / "b"
     subprocess.run(["git", "clone", "-q", str(repo_a), str(b)], check=True)
+    link_corpus(b, "data/demo/IEMOCAP_full_release")  # `make corpus`, once per machine
     dvc(b, "pull", "--run-cache")
     status = dvc(b, "status").stdout
     assert "up to date" in status, status
@@ -107,10 +108,12 @@ def test_a_teammate_pulls_shards_and_reruns_only_training(repo_a: Path, tmp_path
 
 def test_independent_runs_give_identical_preprocessing_hashes(repo_a: Path, tmp_path: Path):
     c = tiny_repo(tmp_path / "c")  # separate clone, separate cache, from scratch
+    dvc(c, "repro", "demo")
     dvc(c, "repro", "shard")
     a, c_ = lock_outs(repo_a), lock_outs(c)
     assert set(a) == {
-        "demo:data/demo/IEMOCAP_full_release", "extract:data/interim/utterances.parquet",
+        "demo:data/demo/IEMOCAP_full_release", "corpus:data/interim/corpus-files.json",
+        "extract:data/interim/utterances.parquet",
         "extract:data/interim/rejects-extract.parquet", "extract:data/interim/extract-summary.json",
         "label:data/interim/labels.parquet", "label:data/interim/rejects-label.parquet",
         "label:data/interim/label-summary.json", "faces:data/interim/faces", "faces:data/interim/contact",
