@@ -7,7 +7,10 @@ export DVC_NO_ANALYTICS := 1
 # dvc.yaml's commands call `python`: make it the project's interpreter
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup repro test test-fast check-corpus clean
+.PHONY: setup repro test test-fast corpus corpus-link check-corpus clean
+
+# This machine's IEMOCAP_full_release (`make corpus ROOT=...`); the default is the demo.
+ROOT ?= data/demo/IEMOCAP_full_release
 
 setup: $(STAMP)
 
@@ -18,8 +21,19 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 ## Run the whole pipeline (on the built-in demo corpus with the default params.yaml).
-repro: setup
+# With the demo linked, `demo` runs first: DVC cannot see that data/corpus leads to its output.
+repro: setup corpus-link
+	@if [ "$$(readlink data/corpus)" = "demo/IEMOCAP_full_release" ]; then $(VENV)/bin/dvc repro demo; fi
 	$(VENV)/bin/dvc repro
+
+## Point data/corpus at this machine's copy of the corpus (changes nothing tracked by git):
+##   make corpus ROOT=/path/to/IEMOCAP_full_release     (no ROOT: back to the demo corpus)
+corpus: setup
+	$(PY) pipeline/link_corpus.py "$(ROOT)"
+
+# a fresh clone links the demo corpus; an existing link is never changed
+corpus-link: setup
+	@test -L data/corpus || $(PY) pipeline/link_corpus.py
 
 ## Run the whole test suite.
 test: setup
@@ -29,9 +43,9 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
-## Check the corpus at corpus.root (counts, labels, missing files) in seconds.
-check-corpus: setup
-	$(PY) pipeline/check_corpus.py --params params.yaml
+## Check the corpus data/corpus links to (counts, labels, missing files, headers) in seconds.
+check-corpus: setup corpus-link
+	$(PY) pipeline/check_corpus.py --params params.yaml --root data/corpus
 
 clean:
 	rm -rf data/demo data/interim data/shards results

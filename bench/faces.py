@@ -247,9 +247,8 @@ def prepare(args, tmp: Path, params: dict) -> tuple[Path, Path, Path, str]:
             sys.exit("avemotion.demo not found: pass --corpus PATH or --synthetic")
         write_demo_corpus(root, build(DemoConfig, p, "demo"))
         what = "demo corpus (avemotion.demo, params demo section)"
-    p["corpus"] = {**p.get("corpus", {}), "root": str(root)}
     (tmp / "params.yaml").write_text(json.dumps(p))
-    run_script("pipeline/extract.py", "--params", str(tmp / "params.yaml"), "--out", str(interim))
+    run_script("pipeline/extract.py", "--params", str(tmp / "params.yaml"), "--corpus", str(root), "--out", str(interim))
     run_script("pipeline/label.py", "--params", str(tmp / "params.yaml"), "--utterances", str(interim / "utterances.parquet"), "--out", str(interim))
     return root, interim / "utterances.parquet", interim / "labels.parquet", what
 

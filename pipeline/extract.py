@@ -16,12 +16,13 @@ from avemotion.config import build, load_params
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--corpus", default="data/corpus", type=Path, help="the corpus (a link, `make corpus`)")
     ap.add_argument("--out", default="data/interim", type=Path)
     args = ap.parse_args()
     cli.setup_logging()
     with cli.user_errors("extract", corpus.CorpusError):
         cfg = build(corpus.CorpusConfig, load_params(args.params), "corpus")
-        result = corpus.extract(cfg, progress=lambda xs: tqdm(xs, desc="extract", unit="file"))
+        result = corpus.extract(args.corpus, cfg, progress=lambda xs: tqdm(xs, desc="extract", unit="file"))
     files.write_parquet(result.table, args.out / "utterances.parquet")
     files.write_rejects(result.rejects, args.out / "rejects-extract.parquet")
     summary = result.summary()

@@ -15,13 +15,13 @@ from tqdm import tqdm
 from avemotion import cli, faces
 from avemotion.audio import AudioConfig
 from avemotion.config import build, load_params
-from avemotion.corpus import CorpusConfig
 from avemotion.video import VideoConfig
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--corpus", default="data/corpus", type=Path, help="the corpus (a link, `make corpus`)")
     ap.add_argument("--utterances", default="data/interim/utterances.parquet", type=Path)
     ap.add_argument("--labels", default="data/interim/labels.parquet", type=Path)
     ap.add_argument("--out", default="data/interim/faces", type=Path)
@@ -30,7 +30,6 @@ def main() -> None:
     cli.setup_logging()
     with cli.user_errors("faces", faces.DetectorUnavailable, FileNotFoundError):
         params = load_params(args.params)
-        corpus_cfg = build(CorpusConfig, params, "corpus")
         cfg = build(faces.FacesConfig, params, "faces")
         audio_cfg = build(AudioConfig, params, "audio")
         video_cfg = build(VideoConfig, params, "video")
@@ -40,7 +39,7 @@ def main() -> None:
         result = faces.run(
             pq.read_table(args.utterances),
             pq.read_table(args.labels),
-            corpus_root=Path(corpus_cfg.root),
+            corpus_root=args.corpus,
             out_dir=args.out,
             contact_dir=args.contact,
             cfg=cfg,

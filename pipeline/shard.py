@@ -26,6 +26,7 @@ from avemotion.video import VideoConfig
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--corpus", default="data/corpus", type=Path, help="the corpus (a link, `make corpus`)")
     ap.add_argument("--interim", default="data/interim", type=Path)
     ap.add_argument("--faces", default="data/interim/faces", type=Path)
     ap.add_argument("--out", default="data/shards", type=Path)
@@ -55,7 +56,7 @@ def main() -> None:
         manifest, all_rejects = shards.build_shards(
             inputs,
             args.out,
-            corpus_root=Path(corpus_cfg.root),
+            corpus_root=args.corpus,
             load_audio=functools.partial(audio.load_fixed, seconds=audio_cfg.seconds, sample_rate=SAMPLE_RATE),
             classes=labels_cfg.classes,
             steps=round(audio_cfg.seconds * video_cfg.fps),

@@ -110,3 +110,10 @@ def test_real_corpus_configs_still_learn_in_their_last_epoch(path: Path):
         opt.step()
         sched.step()
     assert opt.param_groups[0]["lr"] >= 0.01 * cfg.lr
+
+
+def test_an_old_corpus_root_says_what_replaced_it():
+    from avemotion.corpus import CorpusConfig
+
+    with pytest.raises(ParamsError, match=r"corpus.root' is no longer a param.*make corpus ROOT="):
+        build(CorpusConfig, {"corpus": {"root": "/data/IEMOCAP_full_release"}}, "corpus")

@@ -19,6 +19,7 @@ from avemotion.config import ParamsError, build
 from avemotion.corpus import UTTERANCE_SCHEMA
 from avemotion.video import VideoConfig
 from video_fixture import (
+    CONTENT_ROWS,
     LEFT_FACE,
     RIGHT_FACE,
     face,
@@ -108,7 +109,9 @@ def test_view_without_a_face_is_cropped_at_its_centre_and_flagged(tmp_path):
     r = crop(path, faces.FacesConfig(**FAST), job(end=1.0, steps=25))
     assert r.reason is None and not r.face_found and r.frames_detected == 0
     assert r.faces.shape[0] == 25
-    assert (r.crop_xy == [(360 - 224) // 2, (480 - 224) // 2]).all()
+    # the picture's centre (rows 122-359 hold the picture, black bars above and below)
+    top, bottom = CONTENT_ROWS
+    assert (r.crop_xy == [(360 - 224) // 2, top + (bottom - top - 224) // 2]).all()
 
 
 def test_utterance_past_the_video_end_is_clipped_or_rejected(clip):
@@ -387,10 +390,12 @@ def test_session_file_rows_and_schema(stage):
 def test_contact_sheet_is_a_png_with_one_row_per_sampled_utterance(stage):
     out, _ = stage
     img = cv2.imread(str(out / "contact" / "Session2.png"))
-    # 4 utterances in session 2, all sampled; 8 frames of 48 px shown at 96 px
-    assert img.shape == (4 * (96 + 16), 8 * 96, 3)
+    # on top the view check of the two utterances that could be read (238 picture rows at
+    # half size, widened to the sheet's width); then 4 utterances in session 2, all
+    # sampled; 8 frames of 48 px shown at 96 px
+    assert img.shape == (2 * (16 + round(119 * 768 / 360)) + 4 * (96 + 16), 8 * 96, 3)
     # rows by id: rejected, cropped, rejected, no face; the no-face one is framed in red
-    row = img[3 * 112 + 16 : 4 * 112]
+    row = img[-112 + 16 :]
     assert (row[:, :, 2] > 200).sum() > 100 and (row[:, :, 0] < 50)[row[:, :, 2] > 200].all()
 
 
@@ -410,14 +415,13 @@ def test_entry_point_runs_from_params(corpus, tmp_path):
     pq.write_table(utterances, tmp_path / "utterances.parquet")
     pq.write_table(labels, tmp_path / "labels.parquet")
     params = {
-        "corpus": {"root": str(root)},
         "audio": {"seconds": 1.0},
         "video": {"fps": 5},
         "faces": {**FAST, "out_px": 32, "contact_utterances": 2},
     }
     (tmp_path / "params.yaml").write_text(json.dumps(params))  # JSON is YAML
     cmd = [
-        sys.executable, str(REPO / "pipeline" / "faces.py"), "--params", str(tmp_path / "params.yaml"),
+        sys.executable, str(REPO / "pipeline" / "faces.py"), "--params", str(tmp_path / "params.yaml"), "--corpus", str(root),
         "--utterances", str(tmp_path / "utterances.parquet"), "--labels", str(tmp_path / "labels.parquet"),
         "--out", str(tmp_path / "faces"), "--contact", str(tmp_path / "contact"),
     ]  # fmt: skip
@@ -429,3 +433,65 @@ def test_entry_point_runs_from_params(corpus, tmp_path):
     (tmp_path / "params.yaml").write_text(json.dumps(params))
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 1 and "none.pth: file not found" in done.stderr and "Traceback" not in done.stderr
+
+
+# ----------------------------------------------------------------------------- picture and views
+
+
+def test_a_face_near_the_top_bar_gives_a_crop_inside_the_picture(tmp_path):
+    """The crop is clamped to the picture rows, not the frame: no black bar in the crop."""
+    top, bottom = CONTENT_ROWS
+    path = write_clip(tmp_path / "high.avi", n_frames=30, left=lambda i: (180.0, top + 75.0), right=right_path)
+    cfg = faces.FacesConfig(**{**FAST, "detect_every": 1})
+    r = crop(path, cfg, job(end=1.0, steps=25))
+    assert r.reason is None and r.face_found
+    y0 = r.crop_xy[:, 1]
+    assert (y0 >= top).all() and (y0 + 224 <= bottom).all()
+    # no row of the stored crop is letterbox black
+    assert (r.faces.max(axis=(2, 3)) > faces.BLACK_LEVEL).all()
+    score, _, _ = face_offset(r.faces[10], LEFT_FACE, cfg)
+    assert score > 0.7
+
+
+@pytest.mark.parametrize(
+    "speaker, letter, rule, view",
+    [("F", "F", "letter", "left"), ("M", "F", "letter", "right"), ("M", "M", "letter", "left"),
+     ("F", "M", "letter", "right"), ("M", "M", "gender", "right"), ("F", "M", "gender", "left"),
+     ("F", "F", "gender", "left"), ("M", "F", "gender", "right")],
+)
+def test_the_view_rule_is_a_parameter(speaker, letter, rule, view):
+    assert faces.speaker_view(speaker, letter, rule) == view
+
+
+def test_plan_jobs_uses_faces_view_and_marks_each_speakers_first_utterance(corpus):
+    _, utterances, labels = corpus
+    args = (utterances, labels, AudioConfig(seconds=1.0), VideoConfig(fps=FPS))
+    by_letter = {j.utterance_id: j for j in faces.plan_jobs(*args)}
+    by_gender = {j.utterance_id: j for j in faces.plan_jobs(*args, view="gender")}
+    # Ses02M: the male speaker wears the markers (left); the gender rule puts him right
+    assert by_letter["Ses02M_impro01_M000"].view == "left" and by_gender["Ses02M_impro01_M000"].view == "right"
+    assert by_letter["Ses01F_impro01_F000"].view == by_gender["Ses01F_impro01_F000"].view == "left"
+    previews = sorted(u for u, j in by_letter.items() if j.preview)
+    assert previews == ["Ses01F_impro01_F000", "Ses01F_impro01_M000", "Ses01F_impro02_F000", "Ses02M_impro01_F000",
+                        "Ses02M_impro01_M000", "Ses02M_impro02_M000", "Ses02M_impro03_F000"]
+    assert build(faces.FacesConfig, {"faces": {"view": "gender"}}, "faces").view == "gender"
+    with pytest.raises(ParamsError, match="faces.view"):
+        build(faces.FacesConfig, {"faces": {"view": "speaker"}}, "faces")
+
+
+@pytest.mark.parametrize("rule, chosen", [("letter", "left"), ("gender", "right")])
+def test_contact_sheet_shows_both_views_with_the_chosen_one_framed(tmp_path, rule, chosen):
+    frame = np.full((480, 720, 3), 90, dtype=np.uint8)
+    frame[:122] = frame[360:] = 0
+    j = faces.FaceJob("Ses02M_impro01_M000", 2, "Ses02M_impro01", "M", faces.speaker_view("M", "M", rule),
+                      0.0, 1.0, "x.avi", 5, dialog_letter="M", preview=True)
+    r = faces.FaceResult(j.utterance_id, 2, 5, faces=np.zeros((5, 32, 32, 3), np.uint8), face_found=True,
+                         preview=faces.preview_image(frame), job=j)
+    sheet = faces.ContactSheet([j.utterance_id], 32, 8, rule)
+    sheet.add(r)
+    sheet.write(tmp_path / "sheet.png")
+    img = cv2.imread(str(tmp_path / "sheet.png"))
+    preview = img[16 : 16 + round(119 * 768 / 360)]
+    green = (preview[:, :, 1] > 200) & (preview[:, :, 0] < 50) & (preview[:, :, 2] < 50)
+    left, right = green[:, :384].sum(), green[:, 384:].sum()
+    assert (left > 500 and right == 0) if chosen == "left" else (right > 500 and left == 0)

@@ -16,7 +16,7 @@ from iemocap_fixture import make_tree
 @pytest.fixture(scope="module")
 def utterances(tmp_path_factory):
     root = make_tree(tmp_path_factory.mktemp("c") / "IEMOCAP_full_release")
-    return corpus.extract(corpus.CorpusConfig(root=str(root), dialogs="all")).table
+    return corpus.extract(root, corpus.CorpusConfig(dialogs="all")).table
 
 
 def by_id(result):
@@ -117,3 +117,26 @@ def test_bad_labels_params_name_the_key():
         build(LabelsConfig, {"labels": {"seeds": 1}}, "labels")
     with pytest.raises(ParamsError, match="labels.seed.*integer"):
         build(LabelsConfig, {"labels": {"seed": "x"}}, "labels")
+
+
+def test_unknown_words_are_counted_by_word_and_named_never_votes(tmp_path):
+    from iemocap_fixture import SES01F_IMPRO01, T
+
+    text = (SES01F_IMPRO01
+            .replace(f"C-E2:{T}Happiness;{T}()", f"C-E2:{T}Boredom;{T}()")  # M003: Neutral, Boredom, Sadness
+            .replace(f"C-E2:{T}Neutral;{T}()", f"C-E2:{T}Neutral; Neutral;{T}()"))  # one vote, not two
+    # a fourth external rater on M001: Sadness 3, Anger 1
+    text = text.replace(f"C-E3:{T}Anger;{T}()\nC-M1", f"C-E3:{T}Anger;{T}()\nC-E5:{T}Sadness;{T}()\nC-M1")
+    root = make_tree(tmp_path / "IEMOCAP_full_release", label_files={1: {"Ses01F_impro01": text}})
+    table = corpus.extract(root, corpus.CorpusConfig()).table
+    result = labels.label_utterances(table, LabelsConfig(ties="drop"))
+    r = by_id(result)
+    assert r["Ses01F_impro01_F000"]["votes"] == "Neutral:3"
+    assert r["Ses01F_impro01_M003"]["votes"] == "Neutral:1;Sadness:1"  # Boredom is no vote
+    assert r["Ses01F_impro01_M003"]["unknown_words"] == ["Boredom"]
+    detail = {x["utterance_id"]: x["detail"] for x in result.rejects}["Ses01F_impro01_M003"]
+    assert "outside the known categories: Boredom" in detail
+    assert r["Ses01F_impro01_M001"]["raters"] == 4 and r["Ses01F_impro01_M001"]["emotion"] == "sad"
+    s = result.summary()
+    assert s["unknown_category_words"] == {"Boredom": 1}
+    assert s["four_or_more_raters"] == {"utterances": 1, "disagree_with_summary_code": 0}

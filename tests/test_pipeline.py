@@ -26,8 +26,9 @@ TINY = {
 }
 
 
-def copy_repo(dst: Path, overrides: dict | None = None) -> Path:
-    """Tracked files (as in the working tree) into a fresh git repo at `dst`."""
+def copy_repo(dst: Path, overrides: dict | None = None, corpus: str | Path = "data/demo/IEMOCAP_full_release") -> Path:
+    """Tracked files (as in the working tree) into a fresh git repo at `dst`, with data/corpus
+    linked to `corpus` as `make corpus ROOT=...` does (default: the demo corpus)."""
     files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True).stdout.decode().split("\0")
     for rel in filter(None, files):
         src = ROOT / rel
@@ -41,7 +42,13 @@ def copy_repo(dst: Path, overrides: dict | None = None) -> Path:
     git(dst, "init", "-q")
     git(dst, "add", "-A")
     git(dst, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "copy")
+    link_corpus(dst, corpus)
     return dst
+
+
+def link_corpus(repo: Path, corpus: str | Path) -> None:
+    """`make corpus ROOT=<corpus>` in `repo`."""
+    subprocess.run([sys.executable, "pipeline/link_corpus.py", str(corpus)], cwd=repo, check=True, capture_output=True)
 
 
 def git(cwd: Path, *args: str) -> None:
@@ -62,13 +69,17 @@ def repo(tmp_path_factory) -> Path:
 
 
 def test_repro_label_on_the_demo_corpus(repo: Path):
+    dvc(repo, "repro", "demo")  # data/corpus links to the demo: made first, as `make repro` does
     dvc(repo, "repro", "label")
     extract = json.loads((repo / "data/interim/extract-summary.json").read_text())
     # the demo corpus passes extract with no rejects: its layout is IEMOCAP's
     assert extract["rejected"] == {}
     assert extract["kept"] == extract["selected"] == 2 * 2 * 8  # improvised only
     assert extract["ignored_entries"]["scripted dialog (corpus.dialogs)"] == 2
-    assert extract["ignored_entries"]["hidden or macOS sidecar file"] >= 1
+    # the demo has macOS sidecars; they are not corpus files and appear nowhere
+    assert list((repo / "data/demo/IEMOCAP_full_release").rglob("._*"))
+    listed = json.loads((repo / "data/interim/corpus-files.json").read_text())["files"]
+    assert listed and not any("/." in "/" + f for f in listed)
     utts = pq.read_table(repo / "data/interim/utterances.parquet").to_pylist()
     assert {u["dialog"] for u in utts} >= {"Ses03M_impro05a", "Ses03M_impro05b"}  # odd names
     labels = pq.read_table(repo / "data/interim/labels.parquet").to_pylist()
@@ -95,21 +106,23 @@ def test_repro_shard_reconciles_and_is_reproducible(repo: Path):
 
 
 def test_external_corpus_needs_no_demo_stage(tmp_path: Path, repo: Path):
-    """corpus.root outside the repository: `dvc repro label` never runs `demo`."""
+    """data/corpus linked outside the repository: `dvc repro label` never runs `demo`."""
     sys.path.insert(0, str(Path(__file__).parent))
     from iemocap_fixture import make_tree
 
     corpus = make_tree(tmp_path / "corpus" / "IEMOCAP_full_release")
-    other = copy_repo(tmp_path / "other", {"corpus": {"root": str(corpus)}})
+    other = copy_repo(tmp_path / "other", corpus=corpus)
     out = dvc(other, "repro", "label").stdout
     assert "Running stage 'demo'" not in out
     assert not (other / "data/demo").exists()
     assert pq.read_table(other / "data/interim/utterances.parquet").num_rows == 6
 
 
-def test_a_bad_corpus_root_fails_with_a_clear_message(tmp_path: Path):
+def test_a_bad_corpus_fails_with_a_clear_message(tmp_path: Path):
     (tmp_path / "empty").mkdir()
-    other = copy_repo(tmp_path / "other", {"corpus": {"root": str(tmp_path / "empty")}})
+    other = copy_repo(tmp_path / "other")
+    os.symlink(tmp_path / "empty", other / "data/corpus.new")
+    os.replace(other / "data/corpus.new", other / "data/corpus")  # past make corpus' own check
     proc = dvc(other, "repro", "extract", check=False)
     assert proc.returncode != 0
     assert "is not an IEMOCAP tree" in proc.stdout + proc.stderr

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_pipeline import TINY, copy_repo, dvc, git
+from test_pipeline import TINY, copy_repo, dvc, git, link_corpus
 
 pytestmark = pytest.mark.slow
 
-PREPROCESSING = ("demo", "extract", "label", "faces", "shard")
+PREPROCESSING = ("demo", "corpus", "extract", "label", "faces", "shard")
 TINY_TRAINING = {
     **TINY,
     "model": {"conv1_filters": 4, "conv2_filters": 4, "conv2_width": 401, "channel_pool": 2, "lstm_hidden": 16, "lstm_layers": 1},
@@ -49,7 +49,7 @@ def ran(output: str) -> set[str]:
 @pytest.fixture(scope="module")
 def repo_a(tmp_path_factory) -> Path:
     a = tiny_repo(tmp_path_factory.mktemp("a"))
-    out = dvc(a, "repro").stdout
+    out = dvc(a, "repro", "demo").stdout + dvc(a, "repro").stdout  # as `make repro` does
     assert ran(out) == {*PREPROCESSING, *(f"train@{v}-{f}-1" for v in VARIANTS for f in (1, 3)), "compare"}
     return a
 
@@ -149,6 +149,7 @@ def test_a_teammate_pulls_shards_and_reruns_only_training(repo_a: Path, tmp_path
 
     b = tmp_path / "b"
     subprocess.run(["git", "clone", "-q", str(repo_a), str(b)], check=True)
+    link_corpus(b, "data/demo/IEMOCAP_full_release")  # `make corpus`, once per machine
     dvc(b, "pull", "--run-cache")
     status = dvc(b, "status").stdout
     assert "up to date" in status, status
@@ -166,13 +167,62 @@ def test_a_teammate_pulls_shards_and_reruns_only_training(repo_a: Path, tmp_path
 
 def test_independent_runs_give_identical_preprocessing_hashes(repo_a: Path, tmp_path: Path):
     c = tiny_repo(tmp_path / "c")  # separate clone, separate cache, from scratch
+    dvc(c, "repro", "demo")
     dvc(c, "repro", "shard")
     a, c_ = lock_outs(repo_a), lock_outs(c)
     assert set(a) == {
-        "demo:data/demo/IEMOCAP_full_release", "extract:data/interim/utterances.parquet",
+        "demo:data/demo/IEMOCAP_full_release", "corpus:data/interim/corpus-files.json",
+        "extract:data/interim/utterances.parquet",
         "extract:data/interim/rejects-extract.parquet", "extract:data/interim/extract-summary.json",
         "label:data/interim/labels.parquet", "label:data/interim/rejects-label.parquet",
         "label:data/interim/label-summary.json", "faces:data/interim/faces", "faces:data/interim/contact",
         "shard:data/shards",
     }
     assert a == c_
+
+
+def test_two_clones_with_the_corpus_at_different_paths_share_one_preprocessing_run(tmp_path: Path):
+    """The corpus is a dependency by content: a teammate whose identical copy lives
+    elsewhere pulls the preprocessing and reruns nothing; sidecars, .DS_Store and other
+    sessions change nothing after the manifest."""
+    a = copy_repo(tmp_path / "a", TINY)
+    dvc(a, "repro", "demo")
+    copies = [tmp_path / "disk1" / "IEMOCAP_full_release", tmp_path / "mnt" / "team" / "x" / "IEMOCAP_full_release"]
+    for copy in copies:
+        shutil.copytree(a / "data/demo/IEMOCAP_full_release", copy)
+    link_corpus(a, copies[0])
+    assert ran(dvc(a, "repro", "shard").stdout) == {"corpus", "extract", "label", "faces", "shard"}
+    remote = tmp_path / "remote"
+    dvc(a, "remote", "add", "-d", "team", str(remote))
+    git(a, "add", "-A")
+    git(a, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "preprocessed")
+    dvc(a, "push", "--run-cache")
+
+    b = tmp_path / "b"
+    subprocess.run(["git", "clone", "-q", str(a), str(b)], check=True)
+    link_corpus(b, copies[1])
+    dvc(b, "pull", "--run-cache", "--with-deps", "shard")
+    status = dvc(b, "status", "--with-deps", "shard").stdout
+    assert "up to date" in status, status
+    assert ran(dvc(b, "repro", "shard").stdout) == set()
+    assert (b / "data/shards/manifest.json").read_bytes() == (a / "data/shards/manifest.json").read_bytes()
+
+    # files the stages never read: macOS sidecars and .DS_Store anywhere change nothing ...
+    corpus = copies[1]
+    for d in (corpus, corpus / "Session1/dialog/EmoEvaluation", corpus / "Session3/sentences/wav/Ses03M_impro05a"):
+        (d / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+        (d / "._Ses03M_impro05a_F000.wav").write_bytes(b"\x00\x05\x16\x07Mac OS X")
+    assert "up to date" in dvc(b, "status", "--with-deps", "shard").stdout
+    # ... and a session not selected reruns only the cheap manifest, whose bytes stay the same
+    (corpus / "Session2/sentences/wav/Ses02F_impro01").mkdir(parents=True)
+    shutil.copy(next((corpus / "Session1/sentences/wav").rglob("*.wav")), corpus / "Session2/sentences/wav/Ses02F_impro01/x.wav")
+    status = dvc(b, "status", "--with-deps", "shard").stdout
+    assert "corpus:" in status and not any(f"{s}:" in status for s in ("extract", "faces", "shard")), status
+    assert ran(dvc(b, "repro", "shard").stdout) == {"corpus"}
+    assert "up to date" in dvc(b, "status", "--with-deps", "shard").stdout
+    # a changed byte in a file the stages read reruns what depends on it
+    wav = next((corpus / "Session3/sentences/wav").rglob("Ses03M_impro05a_*.wav"))
+    raw = bytearray(wav.read_bytes())
+    raw[-2:] = b"\x01\x00" if raw[-2:] != b"\x01\x00" else b"\x02\x00"
+    wav.write_bytes(bytes(raw))
+    assert {"corpus", "extract"} <= ran(dvc(b, "repro", "shard").stdout)

@@ -6,7 +6,7 @@ import pytest
 
 from avemotion import video
 from avemotion.config import ParamsError, build
-from video_fixture import frame_number, truncate, write_empty_clip, write_numbered_clip
+from video_fixture import frame_number, truncate, write_empty_clip, write_numbered_clip, write_numbered_clip_with_b_frames
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +92,63 @@ def test_reader_can_keep_one_view_only(numbered):
         right = reader.read([40, 41], columns=video.view_columns(720, "right"))
     assert [f.shape for f in right] == [(480, 360, 3)] * 2
     assert all((r == f[:, 360:]).all() for r, f in zip(right, full))
+
+
+# ----------------------------------------------------------------------------- seek check
+
+
+@pytest.fixture(scope="module")
+def b_frames(tmp_path_factory):
+    av = pytest.importorskip("av")
+    path = write_numbered_clip_with_b_frames(tmp_path_factory.mktemp("bframes") / "Ses01F_impro01.avi")
+    with av.open(str(path)) as c:
+        kinds = {str(f.pict_type).rsplit(".", 1)[-1] for f in c.decode(video=0)}
+    assert "B" in kinds or "3" in kinds, kinds  # the file really has B-frames
+    return path
+
+
+_REAL_CAPTURE = video.cv2.VideoCapture
+
+
+class OffByTwo:
+    """A cv2.VideoCapture whose seeks land two frames late, as a bad index can make them."""
+
+    def __init__(self, path):
+        self._cap = _REAL_CAPTURE(path)
+
+    def set(self, prop, value):
+        import cv2
+
+        if prop == cv2.CAP_PROP_POS_FRAMES:
+            value += 2
+        return self._cap.set(prop, value)
+
+    def __getattr__(self, name):
+        return getattr(self._cap, name)
+
+
+def test_seeks_in_a_file_with_b_frames_are_checked_against_forward_decoding(b_frames):
+    assert video.seek_is_exact(b_frames, [150, 151, 153])
+    with video.FrameReader(b_frames) as r:  # seeks across long gaps and back
+        assert [frame_number(f) for f in r.read([200, 201, 203])] == [200, 201, 203]
+        assert [frame_number(f) for f in r.read([10, 12, 290])] == [10, 12, 290]
+
+
+def test_an_inexact_seek_is_caught_and_the_video_decoded_forward(b_frames, monkeypatch):
+    from avemotion import faces
+
+    monkeypatch.setattr(video.cv2, "VideoCapture", OffByTwo)
+    with video.FrameReader(b_frames) as r:  # what went unnoticed: wrong frames, no error
+        assert [frame_number(f) for f in r.read([200, 201])] == [202, 203]
+    assert not video.seek_is_exact(b_frames, [200, 201])
+    jobs = [
+        faces.FaceJob(f"Ses01F_impro01_F00{i}", 1, "Ses01F_impro01", "F", "left", start, start + 1.0,
+                      b_frames.name, 10, dialog_letter="F")
+        for i, start in enumerate((6.7, 1.0, 8.0))
+    ]
+    checked, forward = faces.check_seeks(jobs, b_frames.parent, fps=10.0)
+    assert forward == [b_frames.name] and not any(j.seek for j in checked)
+    assert faces.chunk_jobs(checked) == [checked]  # one pass over the video
+    with video.FrameReader(b_frames, seek=False) as r:
+        assert [frame_number(f) for f in r.read([200, 201, 290])] == [200, 201, 290]
+        assert [frame_number(f) for f in r.read([5, 150])] == [5, 150]  # back: reopened, not seeked

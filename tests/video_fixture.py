@@ -119,3 +119,25 @@ def frame_number(frame: np.ndarray) -> int:
     """The number write_numbered_clip drew on `frame` (BGR or RGB)."""
     block = frame.shape[1] // CODE_BITS
     return sum(1 << b for b in range(CODE_BITS) if frame[24, b * block + block // 2].mean() > 128)
+
+
+def write_numbered_clip_with_b_frames(path: Path, n_frames: int = 300, fps: float = FPS, b_frames: int = 2) -> Path:
+    """write_numbered_clip's frames as MPEG-4 Part 2 with B-frames (as DivX files may have),
+    written by PyAV (OpenCV's writer makes none)."""
+    import av
+
+    block = WIDTH // CODE_BITS
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=round(fps))
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.codec_context.gop_size = 30
+        stream.codec_context.max_b_frames = b_frames
+        stream.codec_context.bit_rate = 2_000_000
+        for i in range(n_frames):
+            frame = np.full((HEIGHT, WIDTH, 3), 40, dtype=np.uint8)
+            for b in range(CODE_BITS):
+                if (i >> b) & 1:
+                    frame[:48, b * block : (b + 1) * block] = 255
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        out.mux(stream.encode())
+    return path

@@ -27,7 +27,7 @@ def print_summary(stage: str, summary: dict[str, Any]) -> None:
 def user_errors(stage: str, *errors: type[BaseException]) -> Iterator[None]:
     """Turn expected errors (bad params, bad corpus) into one clear line and exit 1.
 
-    A bare traceback helps nobody who pointed corpus.root at the wrong folder.
+    A bare traceback helps nobody who linked the corpus to the wrong folder.
     """
     try:
         yield

@@ -23,6 +23,15 @@ class ParamsError(ValueError):
     """A params.yaml value is missing, unknown or of the wrong type."""
 
 
+#: Keys that older params files have and this version does not, with what to do instead.
+MOVED_KEYS = {
+    "corpus.root": (
+        "the corpus' location is set per machine with `make corpus ROOT=/path/to/IEMOCAP_full_release` "
+        "(a link data/corpus, not tracked by git); delete the key"
+    ),
+}
+
+
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     """Read a params file into a plain dict."""
     path = Path(path)
@@ -59,6 +68,9 @@ def _build(cls: type[T], raw: Any, where: str) -> T:
         raise ParamsError(f"params: '{where}' must be a mapping, got {type(raw).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
+    for key in unknown:
+        if f"{where}.{key}" in MOVED_KEYS:
+            raise ParamsError(f"params: '{where}.{key}' is no longer a param: {MOVED_KEYS[f'{where}.{key}']}")
     if unknown:
         raise ParamsError(
             f"params: unknown key(s) {', '.join(f'{where}.{k}' for k in unknown)}; "

@@ -23,8 +23,8 @@ Facts this module relies on, and why:
 
 Example::
 
-    >>> cfg = CorpusConfig(root="data/demo/IEMOCAP_full_release")
-    >>> result = extract(cfg)              # doctest: +SKIP
+    >>> cfg = CorpusConfig(sessions=(1, 2, 3, 4, 5), dialogs="improvised")
+    >>> result = extract("data/corpus", cfg)   # doctest: +SKIP
     >>> result.table.num_rows, len(result.rejects)  # doctest: +SKIP
 """
 
@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -60,10 +61,11 @@ SUMMARY_RE = re.compile(
     rf"^\[(?P<start>{_NUM})\s+-\s+(?P<end>{_NUM})\]\s+(?P<utt>\S+)\s+(?P<code>[a-z]+)\s+"
     rf"\[(?P<val>{_NUM}),\s*(?P<act>{_NUM}),\s*(?P<dom>{_NUM})\]\s*$"
 )
-CATEGORICAL_RE = re.compile(
-    r"^C-(?P<rater>[A-Z]+\d*):\s*(?P<cats>[^()\t]*?)\s*(?:\((?P<comment>.*)\))?\s*$"
+#: ``C-E2:<TAB>Frustration; Other;<TAB>(comment)``; a space before the colon is accepted.
+CATEGORICAL_RE = re.compile(r"^C-(?P<rater>[A-Z]+\d*)\s*:(?P<body>.*)$")
+DIMENSIONAL_RE = re.compile(
+    r"^A-(?P<rater>[A-Z]+\d*)\s*:\s*(?P<body>[^()]*?)\s*(?:\((?P<comment>.*)\))?\s*$"
 )
-DIMENSIONAL_RE = re.compile(r"^A-(?P<rater>[A-Z]+\d*):\s*(?P<body>[^()]*?)\s*(?:\((?P<comment>.*)\))?\s*$")
 _DIM_ITEM_RE = re.compile(rf"(?P<name>val|act|dom)\s+(?P<value>{_NUM})")
 _UTT_ANYWHERE_RE = re.compile(r"Ses\d{2}[FM]_(?:impro|script)[A-Za-z0-9_]*_[FM]\d{3}")
 
@@ -93,9 +95,13 @@ class CorpusError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class CorpusConfig:
-    """params.yaml `corpus`: which tree, which sessions, which dialogs."""
+    """params.yaml `corpus`: which sessions and dialogs.
 
-    root: str = "data/demo/IEMOCAP_full_release"
+    Where the corpus lives is not a param: it is a property of each machine, set by the
+    link ``data/corpus`` (``make corpus ROOT=...``), so that the stages depend on the
+    corpus' content, not on its location (see manifest.py).
+    """
+
     sessions: tuple[int, ...] = (1, 2, 3, 4, 5)
     dialogs: Literal["improvised", "scripted", "all"] = "improvised"
 
@@ -144,6 +150,7 @@ class Utterance:
     categorical: list[Rating] = dataclasses.field(default_factory=list)
     dimensional: list[Rating] = dataclasses.field(default_factory=list)
     problem: tuple[str, str] | None = None  # (reason, detail) if the block is unusable
+    notes: list[str] = dataclasses.field(default_factory=list)  # problems that do not reject it
 
     @property
     def view(self) -> str:
@@ -151,8 +158,8 @@ class Utterance:
 
     @property
     def external_votes(self) -> Counter:
-        """One vote per category an external annotator lists (self ratings excluded)."""
-        return Counter(c for r in self.categorical if r.external for c in r.categories)
+        """Votes of the external annotators (see `count_votes`)."""
+        return count_votes((r.rater, r.external, r.categories) for r in self.categorical).votes
 
 
 @dataclasses.dataclass
@@ -160,12 +167,74 @@ class ParsedFile:
     path: Path
     dialog: str
     utterances: list[Utterance]
+    notes: list[str] = dataclasses.field(default_factory=list)  # lines skipped, decoding
+
+
+@dataclasses.dataclass(frozen=True)
+class Votes:
+    votes: Counter  # known category -> number of external raters who listed it
+    unknown: Counter  # words outside KNOWN_CATEGORIES -> times listed (never votes)
+    raters: int  # external raters with a C- line
+
+
+def count_votes(ratings: Iterable[tuple[str, bool, Iterable[str]]]) -> Votes:
+    """External votes from (rater, external, categories) triples.
+
+    Each category an external rater lists is one vote, and one rater listing a category
+    twice (or appearing twice) still gives it one vote. Self ratings never count. Words
+    outside the known categories are counted apart, not as votes. Works for any number of
+    raters (the corpus promises at least three).
+    """
+    seen: set[tuple[str, str]] = set()
+    raters: set[str] = set()
+    votes: Counter = Counter()
+    unknown: Counter = Counter()
+    for rater, external, categories in ratings:
+        if not external:
+            continue
+        raters.add(rater)
+        for c in categories:
+            if (rater, c) in seen:
+                continue
+            seen.add((rater, c))
+            if c in KNOWN_CATEGORIES:
+                votes[c] += 1
+            else:
+                unknown[c] += 1
+    return Votes(votes, unknown, len(raters))
+
+
+def canonical_category(word: str) -> str:
+    """``Neutral state`` -> ``Neutral``; inner runs of spaces or tabs become one space."""
+    word = " ".join(word.split())
+    return CATEGORY_ALIASES.get(word, word)
 
 
 def parse_categories(text: str) -> tuple[str, ...]:
     """``"Frustration; Other;"`` -> ("Frustration", "Other"); ``";"`` -> ()."""
-    words = [w.strip() for w in text.split(";")]
-    return tuple(CATEGORY_ALIASES.get(w, w) for w in words if w)
+    words = [canonical_category(w) for w in text.split(";")]
+    return tuple(w for w in words if w)
+
+
+def split_categorical(body: str) -> tuple[tuple[str, ...], str]:
+    """The text after ``C-E2:`` -> (categories, comment).
+
+    Categories are separated by ``;`` with any spaces or tabs around them. The comment is
+    the trailing ``(...)``; without parentheses, the text after the last ``;`` is the
+    comment unless it is a known category word (``Neutral; Anger`` lacks its final ``;``).
+    """
+    body = body.strip()
+    comment = ""
+    m = re.search(r"\(([^()]*)\)\s*$", body)
+    if m:
+        comment, body = m[1].strip(" \t"), body[: m.start()].strip()
+    head, sep, tail = body.rpartition(";")
+    tail_word = canonical_category(tail)
+    if sep and tail_word and tail_word not in KNOWN_CATEGORIES and not comment:
+        comment, body = " ".join(tail.split()), head + sep
+    elif not sep and tail_word and tail_word not in KNOWN_CATEGORIES and not comment:
+        comment, body = " ".join(tail.split()), ""
+    return parse_categories(body), comment
 
 
 def parse_dialog_name(name: str) -> re.Match:
@@ -178,12 +247,41 @@ def parse_dialog_name(name: str) -> re.Match:
     return m
 
 
-def parse_emo_evaluation(path: Path, rel: str | None = None) -> ParsedFile:
-    """Parse one ``EmoEvaluation/<dialog>.txt``.
+def read_text(path: Path) -> tuple[str, int]:
+    """The text of a label file and how many of its lines were not UTF-8.
 
-    A line that cannot be read inside a block marks that utterance as unusable (it is
-    rejected later with the file and line number). A line that cannot be attributed to
-    any utterance is an error naming the file and line.
+    Never fails on content: a UTF-8 byte-order mark is dropped, and a line that is not
+    valid UTF-8 (a Latin-1 byte in an annotator's comment, the corpus' only free text)
+    is read as Latin-1. Lines are split on LF only (a Latin-1 byte read as NEL must not
+    start a new line).
+    """
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8"), 0
+    except UnicodeDecodeError:
+        pass
+    out, latin1 = [], 0
+    for raw in data.split(b"\n"):
+        try:
+            out.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            out.append(raw.decode("latin-1"))
+            latin1 += 1
+    return "\n".join(out), latin1
+
+
+def parse_emo_evaluation(path: Path, rel: str | None = None) -> ParsedFile:
+    """Parse one ``EmoEvaluation/<dialog>.txt``; never raises on its content.
+
+    - A summary line or ``C-`` line that cannot be read, a blank line inside a block or
+      an unexpected line marks that utterance as unusable (rejected later with file and
+      line). Only ``C-`` lines make the label, so a malformed ``A-`` line is recorded in
+      the utterance's `notes` and the utterance kept.
+    - Lines that belong to no utterance, and lines read as Latin-1, go to the file's
+      `notes`.
+    Raises CorpusError only if the file cannot be read at all (an I/O error).
     """
     rel = rel or str(path)
     dialog = path.stem
@@ -191,74 +289,83 @@ def parse_emo_evaluation(path: Path, rel: str | None = None) -> ParsedFile:
     session = int(dm["session"])
     improvised = dm["kind"] == "impro"
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise CorpusError(f"{rel}: not UTF-8 text ({exc}); is this an EmoEvaluation file?") from exc
+        text, latin1 = read_text(path)
     except OSError as exc:
         raise CorpusError(f"{rel}: cannot be read ({exc.strerror})") from exc
 
+    notes: list[str] = []
+    if latin1:
+        notes.append(f"{rel}: {latin1} line(s) not UTF-8, read as Latin-1")
     utterances: list[Utterance] = []
     current: Utterance | None = None
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    after_blank = False
+    for lineno, raw in enumerate(text.split("\n"), start=1):
         line = raw.rstrip("\r")
         where = f"{rel}:{lineno}"
         if not line.strip():
-            current = None  # blank line ends a block
+            after_blank = True  # a blank line ends a block
             continue
         if line.startswith("%"):
             continue  # column header
-        if line.startswith("["):
+        if line.lstrip().startswith("["):
+            line = line.strip()
             m = SUMMARY_RE.match(line)
             utt_id = m["utt"] if m else _find_utterance_id(line)
             if utt_id is None:
-                raise CorpusError(
-                    f"{where}: malformed summary line with no utterance id: {line!r}. "
-                    "Expected '[START - END]<TAB><utterance id><TAB><code><TAB>[V, A, D]'."
-                )
+                notes.append(f"{where}: summary line with no utterance id, skipped: {line!r}")
+                current = None
+                continue
             current = _new_utterance(utt_id, dialog, session, improvised, where, m, line)
             utterances.append(current)
+            after_blank = False
             continue
         if current is None:
-            raise CorpusError(
-                f"{where}: rating line outside any utterance block: {line!r}. Each block "
-                "must start with a '[START - END] ...' summary line."
-            )
+            notes.append(f"{where}: line outside any utterance block, skipped: {line!r}")
+            continue
+        if after_blank:
+            if current.problem is None:
+                current.problem = (
+                    "malformed_block",
+                    f"{where}: blank line inside the block of {current.utterance_id}, before {line!r}",
+                )
+            continue
         if current.problem is not None:
             continue
-        if line.startswith("C-"):
-            m = CATEGORICAL_RE.match(line)
-            if not m:
-                current.problem = ("malformed_line", f"{where}: unreadable rating {line!r}")
-                continue
-            rater = m["rater"]
-            current.categorical.append(
-                Rating(
-                    rater=rater,
-                    external=rater.startswith("E"),
-                    categories=parse_categories(m["cats"]),
-                    comment=m["comment"] or "",
-                )
+        _parse_rating(current, line.strip(), where)
+    return ParsedFile(path=path, dialog=dialog, utterances=utterances, notes=notes)
+
+
+def _parse_rating(u: Utterance, line: str, where: str) -> None:
+    if line.startswith("C-"):
+        m = CATEGORICAL_RE.match(line)
+        if not m:
+            u.problem = ("malformed_line", f"{where}: unreadable rating {line!r}")
+            return
+        categories, comment = split_categorical(m["body"])
+        rater = m["rater"]
+        u.categorical.append(
+            Rating(rater=rater, external=rater.startswith("E"), categories=categories, comment=comment)
+        )
+    elif line.startswith("A-"):
+        m = DIMENSIONAL_RE.match(line)
+        items = {i["name"]: float(i["value"]) for i in _DIM_ITEM_RE.finditer(m["body"])} if m else {}
+        if not m or "val" not in items or "act" not in items:
+            # only C- lines make the label: keep the utterance, record the line
+            u.notes.append(f"{where}: unreadable dimensional rating, not used: {line!r}")
+            return
+        rater = m["rater"]
+        u.dimensional.append(
+            Rating(
+                rater=rater,
+                external=rater.startswith("E"),
+                valence=items["val"],
+                activation=items["act"],
+                dominance=items.get("dom"),  # a few lines lack dom
+                comment=m["comment"] or "",
             )
-        elif line.startswith("A-"):
-            m = DIMENSIONAL_RE.match(line)
-            items = {i["name"]: float(i["value"]) for i in _DIM_ITEM_RE.finditer(m["body"])} if m else {}
-            if not m or "val" not in items or "act" not in items:
-                current.problem = ("malformed_line", f"{where}: unreadable rating {line!r}")
-                continue
-            rater = m["rater"]
-            current.dimensional.append(
-                Rating(
-                    rater=rater,
-                    external=rater.startswith("E"),
-                    valence=items["val"],
-                    activation=items["act"],
-                    dominance=items.get("dom"),  # a few lines lack dom
-                    comment=m["comment"] or "",
-                )
-            )
-        else:
-            current.problem = ("malformed_line", f"{where}: unexpected line {line!r}")
-    return ParsedFile(path=path, dialog=dialog, utterances=utterances)
+        )
+    else:
+        u.problem = ("malformed_line", f"{where}: unexpected line {line!r}")
 
 
 def _find_utterance_id(line: str) -> str | None:
@@ -318,28 +425,45 @@ class CorpusFiles:
     root: Path
     files: list[tuple[int, Path]]  # (session, EmoEvaluation file), sorted
     ignored: Counter  # what was seen and deliberately not parsed, by kind
+    #: (session, file, reason): .txt files in EmoEvaluation/ that are not label files of
+    #: that session; reported per file, never a stopped stage
+    stray: list[tuple[int, Path, str]] = dataclasses.field(default_factory=list)
 
 
-def find_label_files(cfg: CorpusConfig) -> CorpusFiles:
-    """Locate ``SessionN/dialog/EmoEvaluation/<dialog>.txt`` for the selected sessions/dialogs."""
-    root = Path(cfg.root)
+def check_root(root: str | Path) -> Path:
+    """`root` as a Path if it looks like an IEMOCAP_full_release folder, else CorpusError."""
+    root = Path(root)
     expected = "<root>/Session1 ... Session5/dialog/EmoEvaluation/<dialog>.txt"
     if not root.is_dir():
+        link = f" (a link to {os.readlink(root)})" if root.is_symlink() else ""
         raise CorpusError(
-            f"corpus.root '{root}' does not exist or is not a directory. Point corpus.root at "
-            f"your IEMOCAP_full_release folder (expected {expected}), or leave it at "
-            "data/demo/IEMOCAP_full_release to use the generated demo corpus."
+            f"corpus '{root}'{link} does not exist or is not a directory. Point it at your "
+            f"IEMOCAP_full_release folder with `make corpus ROOT=/path/to/IEMOCAP_full_release` "
+            f"(expected {expected}), or at the generated demo corpus with `make corpus` "
+            "(then `dvc repro demo` creates it)."
         )
-    sessions_present = sorted(p.name for p in root.glob("Session*") if p.is_dir())
-    if not sessions_present:
+    if not any(p.is_dir() for p in root.glob("Session*")):
         nested = [p for p in root.glob("*/Session1") if p.is_dir()]
-        hint = f" Did you mean corpus.root: {nested[0].parent}?" if nested else ""
+        hint = f" Did you mean `make corpus ROOT={nested[0].parent}`?" if nested else ""
         raise CorpusError(
-            f"corpus.root '{root}' is not an IEMOCAP tree: it has no Session1..Session5 "
+            f"corpus '{root}' is not an IEMOCAP tree: it has no Session1..Session5 "
             f"folders (expected {expected}).{hint}"
         )
+    return root
+
+
+def find_label_files(root: str | Path, cfg: CorpusConfig) -> CorpusFiles:
+    """Locate ``SessionN/dialog/EmoEvaluation/<dialog>.txt`` for the selected sessions/dialogs.
+
+    Names starting with ``.`` (macOS ``._*`` sidecars, ``.DS_Store``) are skipped without
+    being counted: they are not part of the corpus, and the pipeline's dependency on the
+    corpus ignores them too (.dvcignore), so they must not change any output.
+    """
+    root = check_root(root)
+    sessions_present = sorted(p.name for p in root.glob("Session*") if p.is_dir())
     files: list[tuple[int, Path]] = []
     ignored: Counter = Counter()
+    stray: list[tuple[int, Path, str]] = []
     for session in sorted(cfg.sessions):
         emo_dir = root / f"Session{session}" / "dialog" / "EmoEvaluation"
         if not (root / f"Session{session}").is_dir():
@@ -356,8 +480,8 @@ def find_label_files(cfg: CorpusConfig) -> CorpusFiles:
         for entry in sorted(emo_dir.iterdir()):
             name = entry.name
             if name.startswith("."):
-                ignored["hidden or macOS sidecar file"] += 1
-            elif entry.is_dir():
+                continue  # not counted: see the docstring
+            if entry.is_dir():
                 kind = "subfolder " + name if name in IGNORED_SUBFOLDERS else "other subfolder"
                 ignored[kind] += 1
             elif entry.suffix != ".txt":
@@ -365,15 +489,17 @@ def find_label_files(cfg: CorpusConfig) -> CorpusFiles:
             else:
                 m = DIALOG_RE.match(entry.stem)
                 if m is None:
-                    raise CorpusError(
-                        f"{entry}: '{entry.stem}' is not an IEMOCAP dialog name (expected e.g. "
-                        "Ses01F_impro01 or Ses05M_script01_1b). Rename or remove the file."
-                    )
+                    stray.append((session, entry, (
+                        f"'{entry.stem}' is not an IEMOCAP dialog name (expected e.g. Ses01F_impro01 "
+                        "or Ses05M_script01_1b); not read as labels"
+                    )))
+                    continue
                 if int(m["session"]) != session:
-                    raise CorpusError(
-                        f"{entry}: dialog of session {int(m['session'])} inside Session{session}; "
-                        "the tree is mixed up."
-                    )
+                    stray.append((session, entry, (
+                        f"dialog of session {int(m['session'])} inside Session{session}; not read as "
+                        "labels (is the tree mixed up?)"
+                    )))
+                    continue
                 improvised = m["kind"] == "impro"
                 if cfg.dialogs == "improvised" and not improvised:
                     ignored["scripted dialog (corpus.dialogs)"] += 1
@@ -382,7 +508,7 @@ def find_label_files(cfg: CorpusConfig) -> CorpusFiles:
                     ignored["improvised dialog (corpus.dialogs)"] += 1
                     continue
                 files.append((session, entry))
-    return CorpusFiles(root=root, files=files, ignored=ignored)
+    return CorpusFiles(root=root, files=files, ignored=ignored, stray=stray)
 
 
 def wav_relpath(u: Utterance) -> str:
@@ -471,6 +597,7 @@ UTTERANCE_SCHEMA = pa.schema(
         ("ratings", pa.list_(RATING_STRUCT)),
         ("dimensions", pa.list_(DIMENSION_STRUCT)),
         ("source", pa.string()),
+        ("notes", pa.list_(pa.string())),  # problems that did not reject it (file:line: what)
     ]
 )
 
@@ -482,39 +609,53 @@ class ExtractResult:
     n_selected: int  # utterance blocks in the selected EmoEvaluation files
     n_files: int
     ignored: Counter
+    rejected_files: list[dict] = dataclasses.field(default_factory=list)  # {file, reason}
+    notes: list[str] = dataclasses.field(default_factory=list)  # file-level problems
 
     def summary(self) -> dict:
         reasons = Counter(r["reason"] for r in self.rejects)
+        utterance_notes = sum(len(n) for n in self.table.column("notes").to_pylist())
         return {
             "label_files": self.n_files,
             "selected": self.n_selected,
             "kept": self.table.num_rows,
             "rejected": dict(sorted(reasons.items())),
             "ignored_entries": dict(sorted(self.ignored.items())),
+            "rejected_files": self.rejected_files,
+            "file_notes": self.notes,
+            "kept_with_notes": utterance_notes,
         }
 
 
-def iter_utterances(cfg: CorpusConfig, files: CorpusFiles | None = None) -> Iterable[Utterance]:
+def iter_utterances(root: str | Path, cfg: CorpusConfig, files: CorpusFiles | None = None) -> Iterable[Utterance]:
     """Every utterance block of the selected label files, in file order."""
-    files = files or find_label_files(cfg)
+    files = files or find_label_files(root, cfg)
     for _, path in files.files:
         rel = path.relative_to(files.root).as_posix()
         yield from parse_emo_evaluation(path, rel).utterances
 
 
-def extract(cfg: CorpusConfig, progress=None) -> ExtractResult:
-    """Parse the selected label files and check each utterance's wav.
+def extract(root: str | Path, cfg: CorpusConfig, progress=None) -> ExtractResult:
+    """Parse the selected label files under `root` and check each utterance's wav.
 
     Returns the kept utterances as a table and every other utterance as a reject with
     its reason; ``n_selected == kept + len(rejects)`` always holds.
     `progress`, if given, wraps the list of label files (e.g. ``tqdm``).
     """
-    files = find_label_files(cfg)
+    files = find_label_files(root, cfg)
     root = files.root
     blocks: list[Utterance] = []
+    notes: list[str] = []
     paths = files.files if progress is None else progress(files.files)
     for _, path in paths:
-        blocks.extend(parse_emo_evaluation(path, path.relative_to(root).as_posix()).utterances)
+        parsed = parse_emo_evaluation(path, path.relative_to(root).as_posix())
+        blocks.extend(parsed.utterances)
+        notes.extend(parsed.notes)
+    for note in notes:
+        log.warning("%s", note)
+    rejected_files = [{"file": p.relative_to(root).as_posix(), "reason": why} for _, p, why in files.stray]
+    for r in rejected_files:
+        log.warning("%s: %s", r["file"], r["reason"])
 
     seen: dict[str, list[Utterance]] = {}
     for u in blocks:
@@ -538,7 +679,7 @@ def extract(cfg: CorpusConfig, progress=None) -> ExtractResult:
         rows.append(_row(u, info))
     rows.sort(key=lambda r: r["utterance_id"])
     table = pa.Table.from_pylist(rows, schema=UTTERANCE_SCHEMA)
-    result = ExtractResult(table, rejects, len(blocks), len(files.files), files.ignored)
+    result = ExtractResult(table, rejects, len(blocks), len(files.files), files.ignored, rejected_files, notes)
     assert result.n_selected == table.num_rows + len(rejects)
     return result
 
@@ -578,4 +719,5 @@ def _row(u: Utterance, info: WavInfo) -> dict:
             for r in u.dimensional
         ],
         "source": u.source,
+        "notes": list(u.notes),
     }

@@ -82,7 +82,16 @@ import pyarrow.parquet as pq
 from . import files
 from .audio import AudioConfig
 from .config import ParamsError, as_dict
-from .video import FrameReader, VideoConfig, VideoError, n_steps_total, n_steps_valid, step_frames, view_columns
+from .video import (
+    FrameReader,
+    VideoConfig,
+    VideoError,
+    n_steps_total,
+    n_steps_valid,
+    seek_is_exact,
+    step_frames,
+    view_columns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +134,10 @@ class FacesConfig:
     """Params section ``faces``."""
 
     detector: Detector = "sfd"
+    #: which camera view shows the speaker: ``letter`` (speaker letter = dialog letter ->
+    #: left, as three public preprocessors do) or ``gender`` (female left, as the paper's
+    #: code does); the two disagree in every Ses0xM dialog: check the contact sheets
+    view: Literal["letter", "gender"] = "letter"
     weights: str | None = None  # local detector weights (offline machines); null = download cache
     device: Literal["auto", "cpu", "cuda"] = "auto"  # where sfd/retinaface run; auto = cuda if present
     crop_px: int = 224  # side of the square cut around the face, in video pixels
@@ -528,6 +541,9 @@ class FaceJob:
     end: float
     video_path: str  # relative to the corpus root
     n_steps: int  # valid audio time steps (frames wanted)
+    dialog_letter: str = ""  # F/M: the actor with markers (left view in the letter rule)
+    preview: bool = False  # also return both views of one frame (contact sheet)
+    seek: bool = True  # False: this video's seeks are not exact, decode forward
 
 
 @dataclasses.dataclass
@@ -544,6 +560,8 @@ class FaceResult:
     frames_detected: int = 0
     reason: str | None = None
     detail: str | None = None
+    preview: np.ndarray | None = None  # (h, W, 3) uint8 BGR: the whole picture, both views
+    job: FaceJob | None = None
 
     @property
     def n_frames(self) -> int:
@@ -574,7 +592,7 @@ def utterance_frames(reader: FrameReader, job: FaceJob, fps: float) -> np.ndarra
 
 def crop_utterance(reader: FrameReader, job: FaceJob, cfg: FacesConfig, fps: float, detector) -> FaceResult:
     """Crops of one utterance from an open video; a VideoError makes a reject."""
-    result = FaceResult(job.utterance_id, job.session, job.n_steps)
+    result = FaceResult(job.utterance_id, job.session, job.n_steps, job=job)
     info = reader.info
     try:
         frames = utterance_frames(reader, job, fps)
@@ -584,7 +602,13 @@ def crop_utterance(reader: FrameReader, job: FaceJob, cfg: FacesConfig, fps: flo
     x0, x1 = view_columns(info.width, job.view)
     try:
         # BGR as decoded; only the small crops are turned into RGB
-        views = reader.read(frames, columns=(x0, x1))  # BGR (H, Wv, 3) each
+        if job.preview:
+            whole = reader.read(frames)  # BGR (H, W, 3) each
+            result.preview = preview_image(whole[len(whole) // 2])
+            views = [f[:, x0:x1].copy() for f in whole]  # BGR (H, Wv, 3) each
+            del whole
+        else:
+            views = reader.read(frames, columns=(x0, x1))  # BGR (H, Wv, 3) each
     except VideoError as exc:
         result.reason, result.detail = exc.reason, f"{exc.detail} (utterance {job.utterance_id})"
         return result
@@ -596,6 +620,7 @@ def crop_utterance(reader: FrameReader, job: FaceJob, cfg: FacesConfig, fps: flo
     box = picture_box(searched)
     if box is None:  # black frames: nothing to search
         boxes = [None] * len(steps)
+        top, bottom, left, right = 0, vh, 0, vw
     else:
         top, bottom, left, right = box
         boxes = detector.detect([v[top:bottom, left:right] for v in searched])
@@ -607,13 +632,16 @@ def crop_utterance(reader: FrameReader, job: FaceJob, cfg: FacesConfig, fps: flo
         centres = np.array([[left + b.cx, top + b.cy] for b in boxes if b is not None])  # (k, 2) view pixels
         path = track(n, steps[hit], centres, smooth_window(cfg.smooth_s, fps))  # (n, 2)
     else:
-        path = np.tile([vw / 2, vh / 2], (n, 1))  # (n, 2) the view's centre
+        path = np.tile([(left + right) / 2, (top + bottom) / 2], (n, 1))  # (n, 2) the picture's centre
 
     size = cfg.crop_px
     faces = np.empty((n, cfg.out_px, cfg.out_px, 3), dtype=np.uint8)  # (n, out, out, 3)
     crop_xy = np.empty((n, 2), dtype=np.int16)  # (n, 2)
     for i, (view, (cx, cy)) in enumerate(zip(views, path)):
-        cx0, cy0 = crop_origin(cx, size, vw), crop_origin(cy, size, vh)
+        # inside the picture, not just the frame: a face near the black bars must not
+        # give a crop that is partly bar
+        cx0 = left + crop_origin(cx - left, size, right - left)
+        cy0 = top + crop_origin(cy - top, size, bottom - top)
         crop = crop_square(view, cx0, cy0, size)  # (size, size, 3) BGR
         small = cv2.resize(crop, (cfg.out_px, cfg.out_px), interpolation=cv2.INTER_AREA)
         cv2.cvtColor(small, cv2.COLOR_BGR2RGB, dst=faces[i])
@@ -623,20 +651,24 @@ def crop_utterance(reader: FrameReader, job: FaceJob, cfg: FacesConfig, fps: flo
 
 
 def crop_chunk(jobs: Sequence[FaceJob], root: Path, cfg: FacesConfig, fps: float, detector) -> list[FaceResult]:
-    """Crops of consecutive utterances of one video (opened once, read forward)."""
+    """Crops of consecutive utterances of one video (opened once, read forward).
+
+    Jobs are worked in time order and returned in the order given.
+    """
     results: list[FaceResult] = []
     readers: dict[str, FrameReader | VideoError] = {}
+    order = sorted(range(len(jobs)), key=lambda i: (jobs[i].video_path, jobs[i].start, i))
     try:
-        for job in jobs:
+        for job in (jobs[i] for i in order):
             if job.video_path not in readers:
                 try:
-                    readers[job.video_path] = FrameReader(root / job.video_path, shown=job.video_path)
+                    readers[job.video_path] = FrameReader(root / job.video_path, shown=job.video_path, seek=job.seek)
                 except VideoError as exc:
                     readers[job.video_path] = exc
             reader = readers[job.video_path]
             if isinstance(reader, VideoError):
                 results.append(
-                    FaceResult(job.utterance_id, job.session, job.n_steps, reason=reader.reason, detail=reader.detail)
+                    FaceResult(job.utterance_id, job.session, job.n_steps, reason=reader.reason, detail=reader.detail, job=job)
                 )
                 continue
             results.append(crop_utterance(reader, job, cfg, fps, detector))
@@ -644,27 +676,75 @@ def crop_chunk(jobs: Sequence[FaceJob], root: Path, cfg: FacesConfig, fps: float
         for reader in readers.values():
             if isinstance(reader, FrameReader):
                 reader.close()
-    return results
+    back = [None] * len(jobs)
+    for i, r in zip(order, results):
+        back[i] = r
+    return back
+
+
+def check_seeks(jobs: Sequence[FaceJob], root: Path, fps: float) -> tuple[list[FaceJob], list[str]]:
+    """Compare seeking with forward decoding on each video's first utterance.
+
+    Returns the jobs (``seek`` false for every job of a video whose seek landed on other
+    pixels) and the videos that will be decoded forward. A video that cannot be read is
+    left alone: cropping rejects its utterances with the reason.
+    """
+    first: dict[str, FaceJob] = {}
+    for j in jobs:
+        if j.video_path not in first or j.start < first[j.video_path].start:
+            first[j.video_path] = j
+    forward: list[str] = []
+    for path, job in sorted(first.items()):
+        try:
+            with FrameReader(root / path, shown=path) as reader:
+                frames = utterance_frames(reader, job, fps)
+            exact = seek_is_exact(root / path, frames, shown=path)
+        except VideoError:
+            continue
+        if not exact:
+            log.warning(
+                "%s: frames reached by seeking differ from the same frames decoded forward "
+                "(utterance %s); this video is decoded forward", path, job.utterance_id,
+            )
+            forward.append(path)
+    slow = set(forward)
+    return [dataclasses.replace(j, seek=False) if j.video_path in slow else j for j in jobs], forward
 
 
 # ----------------------------------------------------------------------------- planning
 
 
-def plan_jobs(utterances: pa.Table, labels: pa.Table, audio: AudioConfig, video: VideoConfig) -> list[FaceJob]:
-    """One job per kept utterance (emotion not null), sorted by (session, utterance_id)."""
+def speaker_view(speaker: str, dialog_letter: str, rule: str = "letter") -> str:
+    """The camera view (left | right) that shows the speaker under `rule` (faces.view)."""
+    if rule == "letter":
+        return "left" if speaker == dialog_letter else "right"
+    if rule == "gender":
+        return "left" if speaker == "F" else "right"
+    raise ValueError(f"Invalid faces.view {rule!r}. Only letter and gender are supported.")
+
+
+def plan_jobs(
+    utterances: pa.Table, labels: pa.Table, audio: AudioConfig, video: VideoConfig, view: str = "letter"
+) -> list[FaceJob]:
+    """One job per kept utterance (emotion not null), sorted by (session, utterance_id).
+
+    The view is chosen by `view` (faces.view); the first utterance of each speaker in
+    each dialog is marked for the contact sheet's view check.
+    """
     kept = {
         r["utterance_id"]
         for r in labels.select(["utterance_id", "emotion"]).to_pylist()
         if r["emotion"] is not None
     }
-    cols = ["utterance_id", "session", "dialog", "speaker", "view", "start", "end", "video_path", "n_samples", "sample_rate"]
+    cols = ["utterance_id", "session", "dialog", "speaker", "dialog_letter", "start", "end", "video_path", "n_samples", "sample_rate"]
     jobs = [
         FaceJob(
             utterance_id=r["utterance_id"],
             session=int(r["session"]),
             dialog=r["dialog"],
             speaker=r["speaker"],
-            view=r["view"],
+            view=speaker_view(r["speaker"], r["dialog_letter"], view),
+            dialog_letter=r["dialog_letter"],
             start=float(r["start"]),
             end=float(r["end"]),
             video_path=r["video_path"],
@@ -674,15 +754,26 @@ def plan_jobs(utterances: pa.Table, labels: pa.Table, audio: AudioConfig, video:
         if r["utterance_id"] in kept
     ]
     jobs.sort(key=lambda j: (j.session, j.utterance_id))
+    seen: set[tuple[str, str]] = set()
+    for i, j in enumerate(jobs):
+        if (j.dialog, j.speaker) not in seen:
+            seen.add((j.dialog, j.speaker))
+            jobs[i] = dataclasses.replace(j, preview=True)
     return jobs
 
 
 def chunk_jobs(jobs: Sequence[FaceJob], per_chunk: int = CHUNK_UTTERANCES) -> list[list[FaceJob]]:
-    """Consecutive runs of one dialog and speaker, at most `per_chunk` long, order kept."""
+    """Consecutive runs of one dialog and speaker, at most `per_chunk` long, order kept.
+
+    A video that must be decoded forward (``seek`` false) is one chunk, so it is decoded
+    about once rather than once per chunk.
+    """
     chunks: list[list[FaceJob]] = []
     for job in jobs:
         last = chunks[-1] if chunks else None
-        if last and len(last) < per_chunk and (last[-1].dialog, last[-1].speaker, last[-1].session) == (
+        if last and not job.seek and last[-1].video_path == job.video_path:
+            last.append(job)
+        elif last and last[-1].seek and len(last) < per_chunk and (last[-1].dialog, last[-1].speaker, last[-1].session) == (
             job.dialog,
             job.speaker,
             job.session,
@@ -859,24 +950,65 @@ def read_faces(path: str | Path, utterance_id: str | None = None) -> Iterator[tu
             yield row, faces
 
 
-class ContactSheet:
-    """A PNG grid per session: one row per sampled utterance, a few crops across its length.
+def preview_image(frame: np.ndarray) -> np.ndarray:
+    """The picture rows of a whole frame (both views), half size. (h, W/2, 3) uint8 BGR"""
+    rows = np.flatnonzero(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).max(axis=1) > BLACK_LEVEL)
+    if len(rows):
+        frame = frame[rows[0] : rows[-1] + 1]
+    return cv2.resize(frame, (frame.shape[1] // 2, max(1, frame.shape[0] // 2)), interpolation=cv2.INTER_AREA)
 
-    Each row is labelled with the utterance id; an utterance where no face was found is
-    framed in red and labelled NO FACE; a rejected one shows its reason.
+
+class ContactSheet:
+    """A PNG per session: the speaker-view check, then a grid of crops.
+
+    View check (top): for the first utterance of each speaker in each dialog, one frame
+    with both camera views side by side; the view the crops come from (``faces.view``)
+    is framed in green, and the label gives the speaker and dialog letters and the view
+    each rule picks. The actor with motion-capture markers is the one named by the dialog
+    letter: when the speaker letter equals the dialog letter the speaking actor should be
+    in the green view wearing markers.
+
+    Crops (below): one row per sampled utterance, a few crops across its length, labelled
+    with the utterance id; an utterance where no face was found is framed in red and
+    labelled NO FACE; a rejected one shows its reason.
     """
 
     LABEL_PX = 16
     MIN_CELL_PX = 96
     RED = (0, 0, 255)  # BGR, as cv2 draws
+    GREEN = (0, 255, 0)
     TEXT = (255, 255, 255)
 
-    def __init__(self, picks: Iterable[str], out_px: int, frames: int):
+    def __init__(self, picks: Iterable[str], out_px: int, frames: int, view_rule: str = "letter"):
         self.picks = set(picks)
         self.frames = frames
+        self.view_rule = view_rule
         self.zoom = max(1, math.ceil(self.MIN_CELL_PX / out_px))
         self.cell = out_px * self.zoom
         self.rows: list[tuple[str, np.ndarray]] = []
+        self.previews: list[tuple[str, np.ndarray]] = []
+
+    def add_preview(self, r: FaceResult) -> None:
+        """Both views of one frame of `r`, the chosen view framed (see the class doc)."""
+        if r.preview is None or r.job is None:
+            return
+        j = r.job
+        width = self.frames * self.cell
+        img = r.preview
+        h = max(1, round(img.shape[0] * width / img.shape[1]))
+        img = cv2.resize(img, (width, h), interpolation=cv2.INTER_AREA)
+        strip = np.zeros((self.LABEL_PX + h, width, 3), dtype=np.uint8)  # BGR
+        strip[self.LABEL_PX :] = img
+        half = width // 2
+        x0 = 0 if j.view == "left" else half
+        cv2.rectangle(strip, (x0 + 2, self.LABEL_PX + 2), (x0 + half - 3, self.LABEL_PX + h - 3), self.GREEN, 3)
+        by = {rule: speaker_view(j.speaker, j.dialog_letter, rule) for rule in ("letter", "gender")}
+        label = (
+            f"{j.utterance_id} speaker {j.speaker}, dialog letter {j.dialog_letter}: cropped {j.view.upper()} "
+            f"(faces.view {self.view_rule}; letter->{by['letter']}, gender->{by['gender']})"
+        )
+        cv2.putText(strip, label, (2, self.LABEL_PX - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, self.TEXT, 1, cv2.LINE_AA)
+        self.previews.append((r.utterance_id, strip))
 
     @staticmethod
     def sample(ids: Sequence[str], k: int) -> list[str]:
@@ -887,6 +1019,7 @@ class ContactSheet:
         return [ids[i] for i in idx]
 
     def add(self, r: FaceResult) -> None:
+        self.add_preview(r)
         if r.utterance_id not in self.picks:
             return
         width = self.frames * self.cell
@@ -912,7 +1045,8 @@ class ContactSheet:
         self.rows.append((r.utterance_id, strip))
 
     def write(self, path: Path) -> None:
-        rows = [s for _, s in sorted(self.rows, key=lambda t: t[0])]
+        rows = [s for _, s in sorted(self.previews, key=lambda t: t[0])]
+        rows += [s for _, s in sorted(self.rows, key=lambda t: t[0])]
         if not rows:
             rows = [np.zeros((self.LABEL_PX + self.cell, self.frames * self.cell, 3), dtype=np.uint8)]
         sheet = np.concatenate(rows, axis=0)
@@ -953,9 +1087,10 @@ def run(
     detector cannot be built.
     """
     root, out_dir, contact_dir = Path(corpus_root), Path(out_dir), Path(contact_dir)
-    jobs = plan_jobs(utterances, labels, audio, video)
+    jobs = plan_jobs(utterances, labels, audio, video, cfg.view)
     steps = n_steps_total(audio.seconds, video.fps)
     weights = resolve_weights(cfg)
+    jobs, forward = check_seeks(jobs, root, video.fps)
     device = None if cfg.detector == "cascade" else resolve_device(cfg.device)
     chunks = chunk_jobs(jobs)
     workers = min(cfg.workers or available_cores(), max(1, len(chunks)))
@@ -990,7 +1125,9 @@ def run(
                     sheet.write(contact_dir / f"Session{session}.png")
                 session = r.session
                 writer = SessionWriter(out_dir / f"Session{session}.parquet", schema)
-                sheet = ContactSheet(ContactSheet.sample(by_session[session], cfg.contact_utterances), cfg.out_px, cfg.contact_frames)
+                sheet = ContactSheet(
+                    ContactSheet.sample(by_session[session], cfg.contact_utterances), cfg.out_px, cfg.contact_frames, cfg.view
+                )
                 written.append(writer.path.name)
                 sheets.append(f"Session{session}.png")
             st = stats[session]
@@ -1032,6 +1169,7 @@ def run(
         "frames_searched": total["frames_searched"],
         "frames_detected": total["frames_detected"],
         "steps": steps,
+        "videos_decoded_forward": forward,
         "files": sorted(written, key=_session_key),
         "contact_sheets": sorted(sheets, key=_session_key),
         "sessions": {

@@ -4,7 +4,11 @@ The rules, as in Chae et al. 2018 and the corpus documentation:
 
 - Only external annotators (``C-E*``) vote; the speaking actor's self rating
   (``C-F*``/``C-M*``) never counts.
-- Each category an annotator lists is one vote (``Frustration; Anger;`` is two votes).
+- Each category an annotator lists is one vote (``Frustration; Anger;`` is two votes);
+  the same category listed twice by one annotator is one vote. Any number of annotators
+  is fine (the corpus promises at least three).
+- Words outside the corpus' categories are never votes: they are counted by word in the
+  summary and named in the utterance's reject detail.
 - Votes are counted on the categories as written (``Neutral state`` read as
   ``Neutral``), so the winner agrees with the corpus' own summary code wherever that has
   a majority; only then is the winner mapped to a class by ``labels.categories``
@@ -30,7 +34,7 @@ from typing import Literal, Mapping
 
 import pyarrow as pa
 
-from .corpus import SUMMARY_CODES
+from .corpus import SUMMARY_CODES, Votes, count_votes
 
 DEFAULT_CATEGORIES = {
     "Neutral": "neu",
@@ -109,9 +113,10 @@ def vote(utterance_id: str, votes: Mapping[str, int], cfg: LabelsConfig) -> Labe
 
 
 def consensus(votes: Mapping[str, int]) -> str | None:
-    """The category at least two of the three annotators chose, if unique; else None.
+    """The category most annotators chose, if unique and chosen by at least two; else None.
 
-    This is what the corpus' summary code encodes (None <-> ``xxx``).
+    With three annotators this is what the corpus' summary code encodes (None <-> ``xxx``):
+    the category at least two of them chose.
     """
     if not votes:
         return None
@@ -135,13 +140,15 @@ LABEL_SCHEMA = pa.schema(
         ("reason", pa.string()),
         ("summary_code", pa.string()),
         ("agrees_with_summary", pa.bool_()),
+        ("raters", pa.int32()),  # external annotators with a categorical rating
+        ("unknown_words", pa.list_(pa.string())),  # listed words outside the known categories
     ]
 )
 
 
-def external_votes(ratings: list[dict]) -> Counter:
-    """Votes from the `ratings` column of utterances.parquet (external raters only)."""
-    return Counter(c for r in ratings if r["external"] for c in r["categories"])
+def external_votes(ratings: list[dict]) -> Votes:
+    """Votes from the `ratings` column of utterances.parquet (see corpus.count_votes)."""
+    return count_votes((r["rater"], r["external"], r["categories"]) for r in ratings)
 
 
 @dataclasses.dataclass
@@ -152,6 +159,8 @@ class LabelResult:
     def summary(self) -> dict:
         t = self.table.to_pydict()
         kept = Counter(e for e in t["emotion"] if e is not None)
+        unknown = Counter(w for words in t["unknown_words"] for w in words)
+        many = [a for a, n in zip(t["agrees_with_summary"], t["raters"]) if n >= 4]
         return {
             "utterances": self.table.num_rows,
             "kept": sum(kept.values()),
@@ -160,6 +169,8 @@ class LabelResult:
             "ties_broken_at_random": sum(1 for e, tie in zip(t["emotion"], t["tie"]) if tie and e is not None),
             "rejected": dict(sorted(Counter(r["reason"] for r in self.rejects).items())),
             "disagree_with_summary_code": sum(not a for a in t["agrees_with_summary"]),
+            "four_or_more_raters": {"utterances": len(many), "disagree_with_summary_code": sum(not a for a in many)},
+            "unknown_category_words": dict(sorted(unknown.items())),
         }
 
 
@@ -168,7 +179,8 @@ def label_utterances(utterances: pa.Table, cfg: LabelsConfig) -> LabelResult:
     cols = utterances.select(["utterance_id", "ratings", "summary_code"]).to_pydict()
     rows, rejects = [], []
     for utt, ratings, code in zip(cols["utterance_id"], cols["ratings"], cols["summary_code"]):
-        votes = external_votes(ratings)
+        counted = external_votes(ratings)
+        votes = counted.votes
         lab = vote(utt, votes, cfg)
         rows.append(
             {
@@ -181,9 +193,14 @@ def label_utterances(utterances: pa.Table, cfg: LabelsConfig) -> LabelResult:
                 "reason": lab.reason,
                 "summary_code": code,
                 "agrees_with_summary": agrees_with_summary(votes, code),
+                "raters": counted.raters,
+                "unknown_words": sorted(counted.unknown),
             }
         )
         if lab.reason is not None:
-            rejects.append({"utterance_id": utt, "stage": "label", "reason": lab.reason, "detail": f"{lab.detail} (votes {lab.votes or 'none'})"})
+            detail = f"{lab.detail} (votes {lab.votes or 'none'})"
+            if counted.unknown:
+                detail += "; not counted, outside the known categories: " + ", ".join(sorted(counted.unknown))
+            rejects.append({"utterance_id": utt, "stage": "label", "reason": lab.reason, "detail": detail})
     rows.sort(key=lambda r: r["utterance_id"])
     return LabelResult(pa.Table.from_pylist(rows, schema=LABEL_SCHEMA), rejects)

@@ -116,9 +116,12 @@ class FrameReader:
         ...     frames = reader.read([300, 301, 303])           # BGR (H, W, 3) uint8 each
     """
 
-    def __init__(self, path: str | Path, shown: str | None = None):
+    def __init__(self, path: str | Path, shown: str | None = None, seek: bool = True):
         self.path = Path(path)
         self.shown = shown or str(path)
+        #: False: never seek, decode forward (reopening the file to go back); for files
+        #: whose seeks do not land on the frame asked for (see `seek_is_exact`)
+        self.seek = seek
         if not self.path.is_file():
             raise VideoError("video_missing", f"{self.shown}: file not found")
         self._cap = cv2.VideoCapture(str(self.path))
@@ -165,7 +168,10 @@ class FrameReader:
                 continue
             if not 0 <= index < self.info.frame_count:
                 raise IndexError(f"{self.shown}: frame {index} outside 0..{self.info.frame_count - 1}")
-            if index < self._next or index - self._next > self._seek_gap:
+            if not self.seek:
+                if index < self._next:
+                    self._rewind()
+            elif index < self._next or index - self._next > self._seek_gap:
                 self._cap.set(cv2.CAP_PROP_POS_FRAMES, index)
                 self._next = index
             while self._next < index:
@@ -182,6 +188,12 @@ class FrameReader:
             last_index, last_frame = index, frame
         return frames
 
+    def _rewind(self) -> None:
+        """Back to frame 0 by reopening the file (no seek)."""
+        self._cap.release()
+        self._cap = cv2.VideoCapture(str(self.path))
+        self._next = 0
+
     def _fail(self, index: int) -> None:
         # force a seek next time: the decoder's position is unknown after a failure
         self._next = self.info.frame_count + 1
@@ -190,3 +202,21 @@ class FrameReader:
             f"{self.shown}: frame {index} of {self.info.frame_count} could not be decoded "
             "(truncated or corrupt file?)",
         )
+
+
+def seek_is_exact(path: str | Path, indices: np.ndarray | list[int], shown: str | None = None) -> bool:
+    """Do frames reached by seeking equal the same frames reached by decoding forward?
+
+    A container whose index or B-frames make OpenCV's seek land a few frames off would
+    misalign faces and audio without any error; comparing the pixels of the frames an
+    utterance needs, read both ways, catches it. Decodes forward from frame 0 up to the
+    last index, so call it with an early utterance. Raises VideoError like FrameReader.
+    """
+    indices = [int(i) for i in indices]
+    with FrameReader(path, shown, seek=False) as forward:
+        wanted = forward.read(indices)
+    with FrameReader(path, shown) as seeking:
+        seeking._cap.set(cv2.CAP_PROP_POS_FRAMES, indices[0])  # always seek, however close
+        seeking._next = indices[0]
+        got = seeking.read(indices)
+    return all(np.array_equal(a, b) for a, b in zip(wanted, got))
