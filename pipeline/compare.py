@@ -32,20 +32,20 @@ def main() -> None:
         manifest = json.loads((args.shards / "manifest.json").read_text())
         classes = manifest["meta"]["classes"]
         runs = cfg["runs"].runs()
-        loaded = results.load_runs(args.runs, list(cfg["variants"]), runs, classes)
+        loaded = results.load_runs(args.runs, list(cfg["variants"]), cfg["runs"], classes)
         summary = {
             name: results.summarise_variant(loaded[name], classes, cfg["compare"])
             for name in tqdm(cfg["variants"], desc="compare: variants", unit="variant")
         }
         comparison = results.compare_pairs(loaded, classes, cfg["compare"])
-        curves = {name: results.mean_curves([args.runs / name / r.id / "curves.csv" for r in runs]) for name in cfg["variants"]}
+        curves = {name: results.mean_curves([args.runs / name / r.id / "curves.csv" for r in cfg["runs"].runs_of(name)]) for name in cfg["variants"]}
     files.write_json(summary, args.out / "metrics.json")
     files.write_json(comparison, args.out / "comparison.json")
     files.write_text(results.runs_table(loaded, summary), args.out / "runs.csv")
     for name, text in curves.items():
         files.write_text(text, args.out / "curves" / f"{name}.csv")
         files.write_text(results.pooled_predictions(loaded[name]), args.out / "predictions" / f"{name}.csv")
-    text = results.report(summary, comparison, loaded, runs, cfg["split"].method, cfg["compare"])
+    text = results.report(summary, comparison, loaded, runs, cfg["split"].method, cfg["compare"], cfg["runs"].first_run)
     files.write_text(text, args.out / "report.md")
     print(text)
 

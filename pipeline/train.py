@@ -1,4 +1,4 @@
-"""Stage `train@<variant>-<fold>-<seed>`: train one variant in one run on the shards.
+"""Stage `train@<variant>-<fold>-<seed>` (or `train-first@...`): one variant in one run.
 
 A run is one (fold, seed) of params.yaml `runs`; its split is computed here from the
 shards' index and params `split` (nothing about it is stored in the shards). Writes
@@ -40,9 +40,9 @@ def main() -> None:
         if args.variant not in variants:
             raise training.TrainError(f"unknown variant {args.variant!r}; params.yaml variants: {', '.join(variants)}")
         run = splits.Run(args.fold, args.seed)
-        if run not in cfg["runs"].runs():
-            log.warning("run %s is not one of params.yaml runs (folds %s x seeds %s); the compare stage will not use it",
-                        run.id, list(cfg["runs"].folds), list(cfg["runs"].seeds))
+        if run not in cfg["runs"].runs_of(args.variant):
+            log.warning("run %s of %s is not one of its runs in params.yaml `runs`; the compare stage will not use it",
+                        run.id, args.variant)
         audio_cfg: AudioConfig = cfg["audio"]
         video_cfg: VideoConfig = cfg["video"]
         expected = {

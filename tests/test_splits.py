@@ -34,23 +34,29 @@ def test_random_split_is_stratified_seeded_by_the_run_and_order_free():
         assert part == {"train": 0.6 * n, "val": 0.2 * n, "test": 0.2 * n}
 
 
-@pytest.mark.parametrize("fold, val", [(1, 2), (3, 4), (5, 1)])
+@pytest.mark.parametrize("fold, val", [(1, (2, 3)), (3, (4, 5)), (5, (1, 2))])
 def test_session_folds_keep_test_speakers_out_of_training(fold, val):
     r = rows()
     a = splits.assign(r, SplitConfig(method="session", val_speaker="M"), Run(fold, 9))
     assert a == splits.assign(r, SplitConfig(method="session", val_speaker="M"), Run(fold, 10))  # seeds only seed training
     by = {s: {(x["session"], x["gender"]) for x in r if a[x["utterance_id"]] == s} for s in splits.SPLITS}
     assert by["test"] == {(fold, "F"), (fold, "M")}
-    assert by["val"] == {(val, "M")}  # one speaker of the next session (after 5 comes 1)
+    # validation: val_speaker of the next session, the other gender of the one after (5 -> 1)
+    assert by["val"] == {(val[0], "M"), (val[1], "F")}
     assert by["train"] == {(s, g) for s in range(1, 6) for g in "FM"} - by["test"] - by["val"]
     with pytest.raises(ValueError, match="fold 7 is a test session"):
         splits.assign(r, SplitConfig(method="session"), Run(7, 1))
+    two = [x for x in r if x["session"] in (1, 2)]  # two sessions: one validation speaker
+    a = splits.assign(two, SplitConfig(method="session"), Run(2, 1))
+    assert {(x["session"], x["gender"]) for x in two if a[x["utterance_id"]] == "val"} == {(1, "F")}
 
 
 def test_runs_are_folds_times_seeds_and_named_like_their_stages():
-    runs = RunsConfig(seeds=(1, 2), folds=(3, 5)).runs()
-    assert [r.id for r in runs] == ["fold3-seed1", "fold3-seed2", "fold5-seed1", "fold5-seed2"]
-    assert runs[0].stage("MM-static") == "train@MM-static-3-1"
+    cfg = RunsConfig(seeds=(1, 2), folds=(3, 5), every_run=("MM-static",), first_run=("UM-dynamic-A",))
+    assert [r.id for r in cfg.runs()] == ["fold3-seed1", "fold3-seed2", "fold5-seed1", "fold5-seed2"]
+    assert cfg.runs_of("MM-static") == cfg.runs() and cfg.runs_of("UM-dynamic-A") == [Run(3, 1)]
+    assert cfg.stage("MM-static", Run(5, 2)) == "train@MM-static-5-2"
+    assert cfg.stage("UM-dynamic-A", Run(3, 1)) == "train-first@UM-dynamic-A-3-1"
 
 
 def params(**overrides):
@@ -72,3 +78,7 @@ def test_bad_runs_and_pairs_are_named():
         sections.build_all(params(runs={"seeds": [1, 1]}))
     with pytest.raises(ParamsError, match="train.seed' is set per run by 'runs.seeds'"):
         sections.build_all(params(train={"seed": 3}))
+    with pytest.raises(ParamsError, match=r"\['MM-uncertainty'\] are in neither 'runs.every_run'"):
+        sections.build_all(params(runs={"every_run": ["MM-static", "MM-dynamic"], "first_run": ["UM-dynamic-A", "UM-dynamic-V"]}))
+    with pytest.raises(ParamsError, match="in both"):
+        sections.build_all(params(runs={"every_run": ["MM-static", "MM-dynamic", "MM-uncertainty"]}))

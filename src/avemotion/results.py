@@ -29,7 +29,7 @@ import numpy as np
 
 from . import stats
 from .metrics import PAPER_TABLE, normalised_weights
-from .splits import Run
+from .splits import Run, RunsConfig
 from .training import TASKS, metrics_from_predictions, read_predictions
 
 
@@ -37,16 +37,16 @@ class MissingRunError(FileNotFoundError):
     """A run that params.yaml asks for has no results yet."""
 
 
-def load_runs(runs_dir: Path, variants: Sequence[str], runs: Sequence[Run], classes: Sequence[str]) -> dict[str, dict[str, dict]]:
+def load_runs(runs_dir: Path, variants: Sequence[str], runs_cfg: RunsConfig, classes: Sequence[str]) -> dict[str, dict[str, dict]]:
     """variant -> run id -> {"metrics", "preds", "run"}; test metrics recomputed from predictions."""
     missing = []
     out: dict[str, dict[str, dict]] = {}
     for name in variants:
         out[name] = {}
-        for run in runs:
+        for run in runs_cfg.runs_of(name):
             folder = runs_dir / name / run.id
             if not (folder / "metrics.json").is_file() or not (folder / "predictions.csv").is_file():
-                missing.append((folder, run.stage(name)))
+                missing.append((folder, runs_cfg.stage(name, run)))
                 continue
             m = json.loads((folder / "metrics.json").read_text())
             preds = read_predictions(folder / "predictions.csv")
@@ -238,11 +238,17 @@ def report(
     runs: Sequence[Run],
     method: str,
     cfg: stats.CompareConfig,
+    first_run: Sequence[str] = (),
 ) -> str:
     """report.md: the conclusion in words, Table 1 with intervals, the per-run table."""
     level = int(round(cfg.confidence * 100))
     protocol = "leave-one-session-out" if method == "session" else "random 60/20/20 splits"
-    lines = ["# Results", "", f"Protocol: **{protocol}**, {_runs_words(runs, method)}; every variant is trained once per run.", ""]
+    every = [v for v in loaded if v not in first_run]
+    lines = ["# Results", "", f"Protocol: **{protocol}**, {_runs_words(runs, method)}.", ""]
+    lines.append(f"Trained in every run: {', '.join(every) or 'none'}." + (
+        f" Trained in the first run only (params `runs.first_run`; no interval over runs, and "
+        f"their comparisons rest on that one run): {', '.join(first_run)}." if first_run else ""))
+    lines.append("")
 
     lines += ["## Conclusion", ""]
     if not comparison:

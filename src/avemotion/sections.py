@@ -57,5 +57,6 @@ def build_all(params: Mapping[str, Any]) -> dict[str, Any]:
     from .splits import check_folds
 
     check_folds(out["runs"], out["split"], out["corpus"].sessions)
+    out["runs"].check_variants(list(out["variants"]))
     out["compare"].check_variants(list(out["variants"]))
     return out

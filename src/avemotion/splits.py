@@ -7,9 +7,10 @@ it costs nothing to change: the shards are written once per preprocessing params
 hold a split.
 
 - ``split.method: session`` (leave-one-session-out, the field's protocol): the fold is the
-  test session; validation is one speaker (``split.val_speaker``) of the next session
-  (after the last session comes the first), so no test speaker is seen in training or
-  validation, and validation is speaker-independent too. The seed only seeds training.
+  test session; validation is one speaker (``split.val_speaker``) of the next session and
+  the other-gender speaker of the session after it (after the last session comes the
+  first), so no test speaker is seen in training or validation, validation is
+  speaker-independent too, and it holds both genders. The seed only seeds training.
 - ``split.method: random`` (the paper): a 60/20/20 split (``split.fractions``) stratified
   by emotion and gender, drawn anew for every (fold, seed); here a fold is just the label
   of one repetition, and every seed re-draws the split as well as seeding training.
@@ -42,29 +43,62 @@ class SplitConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RunsConfig:
-    """params.yaml `runs`: the runs every variant is trained in, folds x seeds.
+    """params.yaml `runs`: the runs the variants are trained in, folds x seeds.
 
     `folds`: under ``split.method: session`` the test sessions (default all five); under
     ``random`` labels of repeated random splits. `seeds`: each run's training seed (and,
-    under ``random``, part of its split's seed).
+    under ``random``, part of its split's seed). `every_run` lists the variants trained in
+    every run (stages ``train@<variant>-<fold>-<seed>``); `first_run` the variants trained
+    in the first run only, the first fold with the first seed (stages
+    ``train-first@<variant>-<fold>-<seed>``), for a smaller budget. Every variant is in
+    exactly one of the two lists.
     """
 
     seeds: tuple[int, ...] = (2018,)
     folds: tuple[int, ...] = (1, 2, 3, 4, 5)
+    every_run: tuple[str, ...] = ()
+    first_run: tuple[str, ...] = ()
 
     def validate(self, where: str = "runs") -> None:
         from .config import ParamsError
 
-        for key in ("seeds", "folds"):
+        for key in ("seeds", "folds", "every_run", "first_run"):
             values = getattr(self, key)
-            if not values:
+            if not values and key in ("seeds", "folds"):
                 raise ParamsError(f"params: '{where}.{key}' must list at least one value")
             if len(set(values)) != len(values):
                 raise ParamsError(f"params: '{where}.{key}' lists a value twice: {list(values)}")
 
+    def check_variants(self, variants: Sequence[str], where: str = "runs") -> None:
+        """Every variant in exactly one of every_run / first_run, and nothing else there."""
+        from .config import ParamsError
+
+        both = sorted(set(self.every_run) & set(self.first_run))
+        if both:
+            raise ParamsError(f"params: variant(s) {both} are in both '{where}.every_run' and '{where}.first_run'; keep each in one")
+        listed = set(self.every_run) | set(self.first_run)
+        unknown = sorted(listed - set(variants))
+        if unknown:
+            raise ParamsError(f"params: '{where}.every_run'/'{where}.first_run' name {unknown}, not in 'variants' ({', '.join(variants)})")
+        missing = [v for v in variants if v not in listed]
+        if missing:
+            raise ParamsError(
+                f"params: variant(s) {missing} are in neither '{where}.every_run' (trained in every run) "
+                f"nor '{where}.first_run' (trained in the first run only); add each to one of them"
+            )
+
     def runs(self) -> list[Run]:
         """Every run, folds outer, seeds inner (the order of the report's tables)."""
         return [Run(f, s) for f in self.folds for s in self.seeds]
+
+    def runs_of(self, variant: str) -> list[Run]:
+        """The runs `variant` is trained in."""
+        return self.runs()[:1] if variant in self.first_run else self.runs()
+
+    def stage(self, variant: str, run: Run) -> str:
+        """The DVC stage that trains `variant` in `run` (dvc.yaml's matrix naming)."""
+        group = "train-first" if variant in self.first_run else "train"
+        return f"{group}@{variant}-{run.fold}-{run.seed}"
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -76,10 +110,6 @@ class Run:
     def id(self) -> str:
         """The run's folder name under results/runs/<variant>/."""
         return f"fold{self.fold}-seed{self.seed}"
-
-    def stage(self, variant: str) -> str:
-        """The DVC stage that trains `variant` in this run (dvc.yaml's matrix naming)."""
-        return f"train@{variant}-{self.fold}-{self.seed}"
 
 
 def check_folds(runs: RunsConfig, split: SplitConfig, sessions: Sequence[int], where: str = "runs") -> None:
@@ -136,11 +166,11 @@ def _largest_remainder(n: int, fractions: Sequence[float]) -> list[int]:
     return counts
 
 
-def validation_session(test_session: int, sessions: Sequence[int]) -> int:
-    """The session after the test session among `sessions` (after the last: the first)."""
+def validation_sessions(test_session: int, sessions: Sequence[int]) -> list[int]:
+    """The sessions after the test session among `sessions`, in cyclic order (5 -> 1)."""
     ordered = sorted(set(sessions))
-    later = [s for s in ordered if s > test_session]
-    return (later or [s for s in ordered if s != test_session])[0]
+    i = ordered.index(test_session)
+    return [ordered[(i + k) % len(ordered)] for k in range(1, len(ordered))]
 
 
 def _session_split(rows: Sequence[Mapping], cfg: SplitConfig, test_session: int) -> dict[str, str]:
@@ -152,12 +182,18 @@ def _session_split(rows: Sequence[Mapping], cfg: SplitConfig, test_session: int)
         )
     if len(sessions) < 2:
         raise ValueError("split.method session needs at least two sessions in the shards")
-    val_session = validation_session(test_session, sessions)
+    # validation: `val_speaker` of the next session and the other gender of the session
+    # after it, so that validation holds both genders (a one-gender validation set makes
+    # the gender NLL, and with it the choice of the best epoch, reward predicting one
+    # gender); with two sessions only, the one speaker of the other session
+    later = validation_sessions(test_session, sessions)
+    other = "M" if cfg.val_speaker == "F" else "F"
+    val = {(later[0], cfg.val_speaker)} | ({(later[1], other)} if len(later) > 1 else set())
     out = {}
     for r in rows:
         if r["session"] == test_session:
             out[r["utterance_id"]] = "test"
-        elif r["session"] == val_session and r["gender"] == cfg.val_speaker:
+        elif (r["session"], r["gender"]) in val:
             out[r["utterance_id"]] = "val"
         else:
             out[r["utterance_id"]] = "train"
