@@ -77,6 +77,9 @@ def test_run_level_t_interval_covers_and_the_sign_flip_test_is_calibrated():
 def test_few_runs_give_no_interval_and_cannot_decide_alone():
     one = stats.describe([0.7])
     assert one["sd"] is None and one["ci95"] is None
+    single = stats.paired_runs([0.02])
+    assert single["diff"] == 0.02 and single["p"] is None and single["ci95"] is None
+    assert stats.verdict(single["diff"], single["p"], True, 0.05) == "no detectable difference"
     assert stats.paired_runs([0.01, 0.02, 0.03, 0.04, 0.05])["p"] == pytest.approx(0.0625)
     assert stats.choose_test(5, 0.05) == "utterances" and stats.choose_test(6, 0.05) == "runs"
     assert stats.choose_test(5, 0.05, "runs") == "runs"

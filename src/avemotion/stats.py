@@ -160,7 +160,7 @@ def paired_runs(diffs: Sequence[float], confidence: float = 0.95, resamples: int
     d = np.asarray(diffs, dtype=float)
     out = describe(d, confidence)
     out = {"n": out["n"], "diff": out["mean"], "sd": out["sd"], "ci95": out["ci95"], "p": None, "p_min": sign_flip_p_min(len(d))}
-    if len(d) >= 1:
+    if len(d) >= 2:  # one difference has no distribution to test against
         if np.all(d == 0):
             out["p"] = 1.0
         else:
