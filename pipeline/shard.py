@@ -15,8 +15,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from avemotion import audio, cli, files, shards
-from avemotion.config import as_dict, build, load_params
+from avemotion import audio, cli, files, sections, shards
+from avemotion.config import as_dict, build
 from avemotion.corpus import SAMPLE_RATE, CorpusConfig
 from avemotion.faces import FacesConfig
 from avemotion.labels import LabelsConfig
@@ -35,7 +35,7 @@ def main() -> None:
     # the manifest is written last and marks the directory complete; drop an old one first
     (args.out / "manifest.json").unlink(missing_ok=True)
     with cli.user_errors("shard", ValueError):
-        params = load_params(args.params)
+        params = sections.load_checked(args.params)
         corpus_cfg = build(CorpusConfig, params, "corpus")
         labels_cfg = build(LabelsConfig, params, "labels")
         audio_cfg = build(audio.AudioConfig, params, "audio")
