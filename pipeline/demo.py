@@ -22,7 +22,8 @@ def main() -> None:
     cli.setup_logging()
     with cli.user_errors("demo"):
         cfg = build(demo.DemoConfig, sections.load_checked(args.params), "demo")
-    with tqdm(total=len(demo.dialog_names(cfg)), desc="demo", unit="dialog") as bar:
+    # OSError: a full disk or a file-size limit while writing the corpus (the error names the file)
+    with cli.user_errors("demo", OSError), tqdm(total=len(demo.dialog_names(cfg)), desc="demo", unit="dialog") as bar:
         summary = demo.write_demo_corpus(args.out, cfg, progress=lambda name: bar.update())
     cli.print_summary("demo", summary)
 

@@ -23,10 +23,10 @@ def main() -> None:
     with cli.user_errors("extract", corpus.CorpusError):
         cfg = build(corpus.CorpusConfig, sections.load_checked(args.params), "corpus")
         result = corpus.extract(args.corpus, cfg, progress=lambda xs: tqdm(xs, desc="extract", unit="file"))
-    files.write_parquet(result.table, args.out / "utterances.parquet")
-    files.write_rejects(result.rejects, args.out / "rejects-extract.parquet")
-    summary = result.summary()
-    files.write_json(summary, args.out / "extract-summary.json")
+        files.write_parquet(result.table, args.out / "utterances.parquet")
+        files.write_rejects(result.rejects, args.out / "rejects-extract.parquet")
+        summary = result.summary()
+        files.write_json(summary, args.out / "extract-summary.json")
     cli.print_summary("extract", summary)
 
 

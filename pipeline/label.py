@@ -22,11 +22,11 @@ def main() -> None:
     cli.setup_logging()
     with cli.user_errors("label"):
         cfg = build(labels.LabelsConfig, sections.load_checked(args.params), "labels")
-    result = labels.label_utterances(pq.read_table(args.utterances), cfg)
-    files.write_parquet(result.table, args.out / "labels.parquet")
-    files.write_rejects(result.rejects, args.out / "rejects-label.parquet")
-    summary = result.summary()
-    files.write_json(summary, args.out / "label-summary.json")
+        result = labels.label_utterances(pq.read_table(args.utterances), cfg)
+        files.write_parquet(result.table, args.out / "labels.parquet")
+        files.write_rejects(result.rejects, args.out / "rejects-label.parquet")
+        summary = result.summary()
+        files.write_json(summary, args.out / "label-summary.json")
     cli.print_summary("label", summary)
 
 

@@ -66,8 +66,8 @@ def main() -> None:
             params={k: as_dict(v) for k, v in dict(corpus=corpus_cfg, labels=labels_cfg, audio=audio_cfg, video=video_cfg, faces=faces_cfg, shards=shards_cfg).items()},
             progress=lambda xs: tqdm(xs, desc="shard", unit="session"),
         )
-    files.write_rejects(all_rejects, args.out / "rejects.parquet")
-    files.write_json(manifest, args.out / "manifest.json")
+        files.write_rejects(all_rejects, args.out / "rejects.parquet")
+        files.write_json(manifest, args.out / "manifest.json")
     cli.print_summary("shard", {"files": manifest["files"], "counts": {k: manifest["counts"][k] for k in ("utterances", "session", "emotion")}, "reconciliation": manifest["reconciliation"]})
 
 

@@ -495,3 +495,33 @@ def test_contact_sheet_shows_both_views_with_the_chosen_one_framed(tmp_path, rul
     green = (preview[:, :, 1] > 200) & (preview[:, :, 0] < 50) & (preview[:, :, 2] < 50)
     left, right = green[:, :384].sum(), green[:, 384:].sum()
     assert (left > 500 and right == 0) if chosen == "left" else (right > 500 and left == 0)
+
+
+def _limit_file_size(max_bytes):
+    def limit():
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
+    return limit
+
+
+def test_a_failed_write_is_one_line_naming_the_file(corpus, tmp_path):
+    # a full disk or a file-size limit: the stage ends with the file and the cause, no traceback
+    root, utterances, labels = corpus
+    pq.write_table(utterances, tmp_path / "utterances.parquet")
+    pq.write_table(labels, tmp_path / "labels.parquet")
+    params = {"audio": {"seconds": 1.0}, "video": {"fps": 5}, "faces": {**FAST, "out_px": 32}}
+    (tmp_path / "params.yaml").write_text(json.dumps(params))
+    cmd = [
+        sys.executable, str(REPO / "pipeline" / "faces.py"), "--params", "params.yaml", "--corpus", str(root),
+        "--utterances", "utterances.parquet", "--labels", "labels.parquet", "--out", "faces", "--contact", "contact",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, preexec_fn=_limit_file_size(4096))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    error = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(error) == 1 and "cannot write faces/Session1.parquet: File too large" in error[0], done.stderr
+    assert not list((tmp_path / "faces").glob("*")), "no partial output"

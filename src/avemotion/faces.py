@@ -892,14 +892,20 @@ class SessionWriter:
         self.rows: list[dict] = []
         self._ctx = files.atomic_path(path)
         tmp = self._ctx.__enter__()
-        self._writer = pq.ParquetWriter(
-            tmp,
-            schema,
-            compression="zstd",
-            use_dictionary=["utterance_id"],
-            write_statistics=["utterance_id", "session", "n_frames"],
-        )
+        self._writer = None
+        with self._writing():
+            self._writer = pq.ParquetWriter(
+                tmp,
+                schema,
+                compression="zstd",
+                use_dictionary=["utterance_id"],
+                write_statistics=["utterance_id", "session", "n_frames"],
+            )
         self.n_rows = 0
+
+    def _writing(self):
+        """An OSError (disk full, file too large) ends the stage naming the file; nothing half-written stays."""
+        return files.writing(self.path)
 
     def add(self, r: FaceResult) -> None:
         self.rows.append(
@@ -920,17 +926,23 @@ class SessionWriter:
 
     def _flush(self) -> None:
         if self.rows:
-            self._writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+            with self._writing():
+                self._writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
             self.n_rows += len(self.rows)
             self.rows = []
 
     def close(self) -> None:
         self._flush()
-        self._writer.close()
+        with self._writing():
+            self._writer.close()
         self._ctx.__exit__(None, None, None)
 
     def abort(self) -> None:
-        self._writer.close()
+        try:
+            if self._writer is not None:
+                self._writer.close()
+        except OSError:
+            pass  # the file is removed anyway
         try:
             self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
         except RuntimeError:
@@ -1087,6 +1099,9 @@ def run(
     detector cannot be built.
     """
     root, out_dir, contact_dir = Path(corpus_root), Path(out_dir), Path(contact_dir)
+    for directory in (out_dir, contact_dir):  # left by a run that was killed
+        for p in files.remove_temporaries(directory):
+            log.info("removed %s, left by an interrupted run", p)
     jobs = plan_jobs(utterances, labels, audio, video, cfg.view)
     steps = n_steps_total(audio.seconds, video.fps)
     weights = resolve_weights(cfg)
