@@ -28,6 +28,7 @@ from video_fixture import (
     truncate,
     write_clip,
     write_empty_clip,
+    zero_middle,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,6 +123,28 @@ def test_utterance_past_the_video_end_is_clipped_or_rejected(clip):
     assert past.reason == "time_range" and "after the video ends" in past.detail
     bad = crop(clip, cfg, job(start=2.0, end=1.0))
     assert bad.reason == "time_range"
+
+
+def test_zeros_in_the_middle_of_a_video_reject_the_utterances_they_touch(tmp_path):
+    # 10 s; a fifth of the file's bytes in the middle overwritten with zeros
+    good = write_clip(tmp_path / "good.avi", n_frames=300, left=lambda i: (180.0, 240.0))  # still
+    zero_middle(good, tmp_path / "Ses01F_impro01.avi", 0.2)
+    jobs = [job(start=t, end=t + 1.0, steps=25, uid=f"Ses01F_impro01_F{i:03d}", path="Ses01F_impro01.avi") for i, t in enumerate([0.0, 1.5, 4.0, 5.5, 8.0])]
+    cfg = faces.FacesConfig(**FAST)
+    results = faces.crop_chunk(jobs, tmp_path, cfg, FPS, faces.make_detector(cfg))
+    by_reason = {}
+    for r in results:
+        by_reason.setdefault(r.reason, []).append(r)
+    assert [r.utterance_id for r in by_reason[None]][:2] == ["Ses01F_impro01_F000", "Ses01F_impro01_F001"]
+    corrupt = by_reason.get("video_corrupt", [])
+    assert corrupt, [(r.utterance_id, r.reason) for r in results]
+    for r in corrupt:
+        assert r.faces is None
+        assert "Ses01F_impro01.avi: the decoder reported damaged data at frame" in r.detail
+        assert f"utterance {r.utterance_id}, frames " in r.detail
+    # what is kept shows the speaker's face, at the frames asked for
+    for r in by_reason[None]:
+        assert r.face_found and face_offset(r.faces[5], LEFT_FACE, cfg)[0] > 0.7
 
 
 def test_cascade_looks_near_the_last_face_but_is_not_held_by_it():

@@ -610,7 +610,8 @@ def crop_utterance(reader: FrameReader, job: FaceJob, cfg: FacesConfig, fps: flo
         else:
             views = reader.read(frames, columns=(x0, x1))  # BGR (H, Wv, 3) each
     except VideoError as exc:
-        result.reason, result.detail = exc.reason, f"{exc.detail} (utterance {job.utterance_id})"
+        result.reason = exc.reason
+        result.detail = f"{exc.detail} (utterance {job.utterance_id}, frames {frames[0]}-{frames[-1]})"
         return result
     n = len(views)
     vh, vw = views[0].shape[:2]
