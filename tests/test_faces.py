@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -548,3 +549,78 @@ def test_a_failed_write_is_one_line_naming_the_file(corpus, tmp_path):
     error = [line for line in done.stderr.splitlines() if "error:" in line]
     assert len(error) == 1 and "cannot write faces/Session1.parquet: File too large" in error[0], done.stderr
     assert not list((tmp_path / "faces").glob("*")), "no partial output"
+
+
+def _entry_point_cmd(corpus, tmp_path, out: str, workers: int) -> list[str]:
+    root, utterances, labels = corpus
+    pq.write_table(utterances, tmp_path / "utterances.parquet")
+    pq.write_table(labels, tmp_path / "labels.parquet")
+    params = {
+        "corpus": {"root": str(root)},
+        "audio": {"seconds": 1.0},
+        "video": {"fps": FPS},
+        "faces": {**FAST, "detect_every": 1, "cascade_step": 1.0, "out_px": 32, "contact_utterances": 4, "workers": workers},
+    }
+    (tmp_path / "params.yaml").write_text(json.dumps(params))
+    return [
+        sys.executable, str(REPO / "pipeline" / "faces.py"), "--params", "params.yaml",
+        "--utterances", "utterances.parquet", "--labels", "labels.parquet",
+        "--out", f"{out}/faces", "--contact", f"{out}/contact",
+    ]  # fmt: skip
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process tree checks read Linux process state")
+def test_killed_stage_leaves_no_process_and_its_rerun_gives_the_same_bytes(corpus, tmp_path):
+    import signal
+    import time
+
+    psutil = pytest.importorskip("psutil")
+    whole = subprocess.run(_entry_point_cmd(corpus, tmp_path, "whole", 2), cwd=tmp_path, capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+
+    cmd = _entry_point_cmd(corpus, tmp_path, "killed", 2)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    main = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 120
+    workers = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers = [c for c in main.children(recursive=True) if "spawn_main" in " ".join(c.cmdline())]
+        if len(workers) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None and len(workers) >= 2, "the stage ended before its workers could be seen"
+    tree = main.children(recursive=True)  # the workers and multiprocessing's resource tracker
+    time.sleep(0.5)  # mid-run: the workers are cropping
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    def alive(p):
+        try:
+            return p.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    end = time.monotonic() + 10
+    while time.monotonic() < end and any(alive(p) for p in tree):
+        time.sleep(0.1)
+    assert not [p.pid for p in tree if alive(p)], "processes of the killed stage are still running"
+
+    rerun = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    for sub in ("faces", "contact"):
+        names = sorted(p.name for p in (tmp_path / "whole" / sub).iterdir())
+        assert sorted(p.name for p in (tmp_path / "killed" / sub).iterdir()) == names  # no temporaries left
+        for name in names:
+            assert (tmp_path / "whole" / sub / name).read_bytes() == (tmp_path / "killed" / sub / name).read_bytes(), name
+
+
+def test_a_rerun_removes_the_temporaries_of_a_killed_run(stage, corpus, tmp_path):
+    out = tmp_path / "again"
+    (out / "faces").mkdir(parents=True)
+    (out / "contact").mkdir()
+    (out / "faces" / ".Session1.parquet.k2j4x9.tmp").write_bytes(b"half a file")
+    (out / "contact" / ".Session2.png.a8c1.tmp").write_bytes(b"half a file")
+    (out / "faces" / "notes.txt").write_text("not ours")
+    run_stage(corpus, out)
+    assert not list(out.glob("*/.*.tmp"))
+    assert (out / "faces" / "notes.txt").exists()

@@ -70,6 +70,10 @@ import logging
 import math
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
@@ -127,6 +131,8 @@ CHUNK_UTTERANCES = 4
 ROWS_PER_GROUP = 8
 #: units of work in flight per worker: bounds memory whatever the corpus size
 IN_FLIGHT_PER_WORKER = 2
+#: seconds between a worker's checks that the stage's main process is still there
+PARENT_POLL_S = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -791,7 +797,40 @@ def chunk_jobs(jobs: Sequence[FaceJob], per_chunk: int = CHUNK_UTTERANCES) -> li
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(root: str, cfg: FacesConfig, fps: float, weights: str | None, device: str | None, threads: int) -> None:
+def die_with_parent(parent: int) -> None:
+    """End this worker process as soon as the stage's main process `parent` is gone.
+
+    A main process killed outright (SIGKILL, the OOM killer) runs no cleanup, and pool
+    workers blocked on their task queue would otherwise live on forever under PID 1,
+    holding GPU memory with sfd, and keeping multiprocessing's resource tracker alive
+    (it exits when the last worker holding its pipe does). On Linux the kernel sends the
+    worker SIGKILL when its parent dies (prctl PR_SET_PDEATHSIG); everywhere, a daemon
+    thread also checks every PARENT_POLL_S seconds that the parent is still the parent.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            PR_SET_PDEATHSIG = 1
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no libc prctl: the thread below still works
+            pass
+    if os.getppid() != parent:  # died before the line above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def _init_worker(
+    root: str, cfg: FacesConfig, fps: float, weights: str | None, device: str | None, threads: int, parent: int
+) -> None:
+    die_with_parent(parent)
     cv2.setNumThreads(threads)
     if cfg.detector != "cascade":
         import torch
@@ -834,12 +873,13 @@ def iter_results(
     threads = max(1, available_cores() // workers)
     # spawn, not fork: safe with torch/CUDA and OpenMP state in the parent
     ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(
+    pool = cf.ProcessPoolExecutor(
         max_workers=workers,
         mp_context=ctx,
         initializer=_init_worker,
-        initargs=(str(root), cfg, fps, weights, device, threads),
-    ) as pool:
+        initargs=(str(root), cfg, fps, weights, device, threads, os.getpid()),
+    )
+    try:
         pending: list[cf.Future] = []
         todo = iter(chunks)
         for chunk in todo:
@@ -852,6 +892,9 @@ def iter_results(
             if nxt is not None:
                 pending.append(pool.submit(_work, nxt))
             yield from done
+    finally:
+        # interrupted (Ctrl-C, an error while writing): drop the queued work, not wait for it
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # ----------------------------------------------------------------------------- outputs
