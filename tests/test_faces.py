@@ -237,12 +237,52 @@ def test_sfd_loads_the_weights_named_in_params(s3fd_weights):
 
 def test_sfd_uses_face_alignments_download_cache(s3fd_weights, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    cached = tmp_path / "hub" / "checkpoints" / "s3fd-619a316812.pth"
-    assert faces.cached_weights_path("sfd") == cached
+    assert faces.cached_weights_path("sfd") == tmp_path / "hub" / "checkpoints" / "s3fd-619a316812.pth"
+    # the random weights under a name that carries their own hash, as the real file's does
+    name = f"s3fd-{faces.sha256_of(s3fd_weights)[:10]}.pth"
+    monkeypatch.setitem(faces.WEIGHT_URLS, "sfd", f"https://example.invalid/{name}")
+    cached = tmp_path / "hub" / "checkpoints" / name
     cached.parent.mkdir(parents=True)
     cached.write_bytes(s3fd_weights.read_bytes())
     monkeypatch.setattr(faces, "_download", lambda url, dest: pytest.fail("downloaded although cached"))
     assert faces.resolve_weights(faces.FacesConfig(detector="sfd")) == str(cached)
+
+
+def _weights_file(directory: Path, content: bytes, prefix: str | None = None) -> Path:
+    """A made-up weights file whose name carries `prefix` (default: its true sha256 prefix)."""
+    import hashlib
+
+    prefix = prefix or hashlib.sha256(content).hexdigest()[:10]
+    path = directory / f"s3fd-{prefix}.pth"
+    path.write_bytes(content)
+    return path
+
+
+def test_weights_are_checked_against_the_hash_in_their_name(tmp_path):
+    good = _weights_file(tmp_path, b"weights as published")
+    cfg = faces.FacesConfig(detector="sfd", weights=str(good))
+    assert faces.resolve_weights(cfg) == str(good)
+    (tmp_path / "other").mkdir()
+    bad = _weights_file(tmp_path / "other", b"weights as published, cut sh", prefix=good.name[5:15])
+    with pytest.raises(faces.DetectorUnavailable) as e:
+        faces.resolve_weights(faces.FacesConfig(detector="sfd", weights=str(bad)))
+    assert str(bad) in str(e.value) and "sha256" in str(e.value)
+    assert faces.hash_prefix("s3fd-619a316812.pth") == "619a316812"
+    assert faces.hash_prefix("retinaface_mobilenet0.25.pth") is None and faces.hash_prefix("model-best.pth") is None
+
+
+def test_a_download_that_does_not_match_its_hash_is_refused_and_removed(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cached = faces.cached_weights_path("sfd")  # s3fd-619a316812.pth
+
+    def truncated(url, dest):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(b"the first bytes of the file")
+
+    monkeypatch.setattr(faces, "_download", truncated)
+    with pytest.raises(faces.DetectorUnavailable, match="its name says sha256 619a316812"):
+        faces.resolve_weights(faces.FacesConfig(detector="sfd"))
+    assert not cached.exists()
 
 
 def test_sfd_without_weights_offline_says_what_to_do(tmp_path, monkeypatch):
@@ -409,6 +449,32 @@ def test_session_file_rows_and_schema(stage):
     assert score > 0.6 and abs(dx) < 20 and abs(dy) < 20
     s2 = {r["utterance_id"]: r for r in pq.read_table(out / "faces" / "Session2.parquet").to_pylist()}
     assert not s2["Ses02M_impro03_F000"]["face_found"] and s2["Ses02M_impro03_F000"]["frames_detected"] == 0
+
+
+def test_the_detectors_hash_is_in_every_output(stage):
+    from skimage.data import lbp_frontal_face_cascade_filename
+
+    out, _ = stage
+    sha = faces.sha256_of(lbp_frontal_face_cascade_filename())
+    summary = json.loads((out / "faces" / "summary.json").read_text())
+    assert summary["params"]["faces"]["weights_sha256"] == sha
+    meta = pq.read_schema(out / "faces" / "Session1.parquet").metadata
+    assert json.loads(meta[b"params"])["faces"]["weights_sha256"] == sha
+
+
+def test_other_weights_give_other_outputs(s3fd_weights, corpus, tmp_path):
+    import torch
+
+    # the same numbers in another file of the same name (the legacy format): even that must
+    # show in the outputs, where the file name alone would not
+    (tmp_path / "elsewhere").mkdir()
+    other = tmp_path / "elsewhere" / s3fd_weights.name
+    torch.save(torch.load(s3fd_weights, weights_only=True), other, _use_new_zipfile_serialization=False)
+    kw = dict(detector="sfd", device="cpu", threshold=0.0, detect_scale=0.25, detect_every=10)
+    a = run_stage(corpus, tmp_path / "a", weights=str(s3fd_weights), **kw)
+    b = run_stage(corpus, tmp_path / "b", weights=str(other), **kw)
+    assert a.summary["params"]["faces"]["weights_sha256"] != b.summary["params"]["faces"]["weights_sha256"]
+    assert (tmp_path / "a/faces/Session1.parquet").read_bytes() != (tmp_path / "b/faces/Session1.parquet").read_bytes()
 
 
 def test_contact_sheet_is_a_png_with_one_row_per_sampled_utterance(stage):
