@@ -50,7 +50,7 @@ def main() -> None:
     s = result.summary
     cli.print_summary(
         "faces",
-        {k: s[k] for k in ("utterances", "cropped", "face_found", "no_face", "rejected", "frames", "files")},
+        {k: s[k] for k in ("utterances", "cropped", "face_found", "no_face", "rejected", "frames", "utterances_clipped_at_video_end", "files")},
     )
 
 

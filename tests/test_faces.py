@@ -427,6 +427,9 @@ def test_every_kept_utterance_is_cropped_or_rejected_with_a_reason(stage):
     summary = json.loads((out / "faces" / "summary.json").read_text())
     assert summary["utterances"] == 10 and summary["cropped"] == 6 and summary["no_face"] == 1
     assert summary["rejected"] == {"time_range": 1, "video_decode": 1, "video_missing": 1, "video_unreadable": 1}
+    # the one that runs past the video's end is named, not only counted
+    assert summary["utterances_clipped_at_video_end"] == 1
+    assert summary["clipped_at_video_end"] == {"Ses01F_impro01_M001": {"n_steps": 25, "n_frames": 12}}
 
 
 def test_session_file_rows_and_schema(stage):

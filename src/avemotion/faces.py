@@ -1158,6 +1158,8 @@ class ContactSheet:
                         strip, (j * self.cell, self.LABEL_PX), ((j + 1) * self.cell - 1, self.LABEL_PX + self.cell - 1), self.RED, 2
                     )
             label = f"{r.utterance_id}  {r.frames_detected}/{r.frames_searched} detected, {n} frames"
+            if n < r.n_steps:
+                label += f" of {r.n_steps} (video ends)"
             if not r.face_found:
                 label = f"{r.utterance_id}  NO FACE (view centre), {n} frames"
         colour = self.TEXT if r.face_found else self.RED
@@ -1237,6 +1239,7 @@ def run(
         results = progress(results, len(jobs))
 
     rejects: list[dict] = []
+    clipped: dict[str, dict[str, int]] = {}  # utterances whose time range runs past the video's end
     stats: dict[int, Counter] = {s: Counter() for s in by_session}
     written, sheets = [], []
     writer: SessionWriter | None = None
@@ -1268,6 +1271,8 @@ def run(
             st["frames"] += r.n_frames
             st["frames_clipped"] += r.n_steps - r.n_frames
             st["utterances_clipped"] += r.n_frames < r.n_steps
+            if r.n_frames < r.n_steps:
+                clipped[r.utterance_id] = {"n_steps": r.n_steps, "n_frames": r.n_frames}
             st["frames_searched"] += r.frames_searched
             st["frames_detected"] += r.frames_detected
         if writer is not None:
@@ -1291,6 +1296,7 @@ def run(
         "rejected": dict(sorted(Counter(r["reason"] for r in rejects).items())),
         "frames": total["frames"],
         "utterances_clipped_at_video_end": total["utterances_clipped"],
+        "clipped_at_video_end": dict(sorted(clipped.items())),
         "frames_searched": total["frames_searched"],
         "frames_detected": total["frames_detected"],
         "steps": steps,
