@@ -147,7 +147,7 @@ def test_every_stage_refuses_a_typo_anywhere_in_params(stage, tmp_path):
     else:
         params[section] = values
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    args = ["--variant", "MM-static"] if stage == "train" else []
+    args = ["--variant", "MM-static", "--fold", "1", "--seed", "0"] if stage == "train" else []
     done = subprocess.run(
         [sys.executable, str(ROOT / "pipeline" / f"{stage}.py"), "--params", "params.yaml", *args],
         cwd=tmp_path, capture_output=True, text=True,
@@ -167,7 +167,7 @@ def test_check_sections_names_the_key_and_the_valid_ones():
     check_sections({"faces": {"detector": "cascade"}})  # sections left out take their defaults
     with pytest.raises(ParamsError, match=r"unknown section\(s\) trian; valid: .*train"):
         check_sections({**params, "trian": {"epochs": 1}})
-    with pytest.raises(ParamsError, match=r"shards.rows_per_grup.*valid keys of 'shards'.*rows_per_group"):
-        check_sections({**params, "shards": {**params["shards"], "rows_per_grup": 4}})
+    with pytest.raises(ParamsError, match=r"shards.target_mbb.*valid keys of 'shards'.*target_mb"):
+        check_sections({**params, "shards": {**params["shards"], "target_mbb": 4}})
     with pytest.raises(ParamsError, match=r"variants.MM-static"):
         check_sections({**params, "variants": {"MM-static": {"modalities": ["audio"], "weighting": "statik"}}})
