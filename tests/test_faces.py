@@ -625,14 +625,13 @@ def _entry_point_cmd(corpus, tmp_path, out: str, workers: int) -> list[str]:
     pq.write_table(utterances, tmp_path / "utterances.parquet")
     pq.write_table(labels, tmp_path / "labels.parquet")
     params = {
-        "corpus": {"root": str(root)},
         "audio": {"seconds": 1.0},
         "video": {"fps": FPS},
         "faces": {**FAST, "detect_every": 1, "cascade_step": 1.0, "out_px": 32, "contact_utterances": 4, "workers": workers},
     }
     (tmp_path / "params.yaml").write_text(json.dumps(params))
     return [
-        sys.executable, str(REPO / "pipeline" / "faces.py"), "--params", "params.yaml",
+        sys.executable, str(REPO / "pipeline" / "faces.py"), "--params", "params.yaml", "--corpus", str(root),
         "--utterances", "utterances.parquet", "--labels", "labels.parquet",
         "--out", f"{out}/faces", "--contact", f"{out}/contact",
     ]  # fmt: skip
