@@ -39,14 +39,14 @@ def main() -> None:
         }
         comparison = results.compare_pairs(loaded, classes, cfg["compare"])
         curves = {name: results.mean_curves([args.runs / name / r.id / "curves.csv" for r in cfg["runs"].runs_of(name)]) for name in cfg["variants"]}
-    files.write_json(summary, args.out / "metrics.json")
-    files.write_json(comparison, args.out / "comparison.json")
-    files.write_text(results.runs_table(loaded, summary), args.out / "runs.csv")
-    for name, text in curves.items():
-        files.write_text(text, args.out / "curves" / f"{name}.csv")
-        files.write_text(results.pooled_predictions(loaded[name]), args.out / "predictions" / f"{name}.csv")
-    text = results.report(summary, comparison, loaded, runs, cfg["split"].method, cfg["compare"], cfg["runs"].first_run)
-    files.write_text(text, args.out / "report.md")
+        files.write_json(summary, args.out / "metrics.json")
+        files.write_json(comparison, args.out / "comparison.json")
+        files.write_text(results.runs_table(loaded, summary), args.out / "runs.csv")
+        for name, text in curves.items():
+            files.write_text(text, args.out / "curves" / f"{name}.csv")
+            files.write_text(results.pooled_predictions(loaded[name]), args.out / "predictions" / f"{name}.csv")
+        text = results.report(summary, comparison, loaded, runs, cfg["split"].method, cfg["compare"], cfg["runs"].first_run)
+        files.write_text(text, args.out / "report.md")
     print(text)
 
 

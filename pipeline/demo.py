@@ -10,8 +10,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from avemotion import cli, demo
-from avemotion.config import build, load_params
+from avemotion import cli, demo, sections
+from avemotion.config import build
 
 
 def main() -> None:
@@ -21,8 +21,9 @@ def main() -> None:
     args = ap.parse_args()
     cli.setup_logging()
     with cli.user_errors("demo"):
-        cfg = build(demo.DemoConfig, load_params(args.params), "demo")
-    with tqdm(total=len(demo.dialog_names(cfg)), desc="demo", unit="dialog") as bar:
+        cfg = build(demo.DemoConfig, sections.load_checked(args.params), "demo")
+    # OSError: a full disk or a file-size limit while writing the corpus (the error names the file)
+    with cli.user_errors("demo", OSError), tqdm(total=len(demo.dialog_names(cfg)), desc="demo", unit="dialog") as bar:
         summary = demo.write_demo_corpus(args.out, cfg, progress=lambda name: bar.update())
     cli.print_summary("demo", summary)
 

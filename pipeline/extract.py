@@ -9,8 +9,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from avemotion import cli, corpus, files
-from avemotion.config import build, load_params
+from avemotion import cli, corpus, files, sections
+from avemotion.config import build
 
 
 def main() -> None:
@@ -21,12 +21,12 @@ def main() -> None:
     args = ap.parse_args()
     cli.setup_logging()
     with cli.user_errors("extract", corpus.CorpusError):
-        cfg = build(corpus.CorpusConfig, load_params(args.params), "corpus")
+        cfg = build(corpus.CorpusConfig, sections.load_checked(args.params), "corpus")
         result = corpus.extract(args.corpus, cfg, progress=lambda xs: tqdm(xs, desc="extract", unit="file"))
-    files.write_parquet(result.table, args.out / "utterances.parquet")
-    files.write_rejects(result.rejects, args.out / "rejects-extract.parquet")
-    summary = result.summary()
-    files.write_json(summary, args.out / "extract-summary.json")
+        files.write_parquet(result.table, args.out / "utterances.parquet")
+        files.write_rejects(result.rejects, args.out / "rejects-extract.parquet")
+        summary = result.summary()
+        files.write_json(summary, args.out / "extract-summary.json")
     cli.print_summary("extract", summary)
 
 

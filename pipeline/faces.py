@@ -12,9 +12,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from avemotion import cli, faces
+from avemotion import cli, faces, sections
 from avemotion.audio import AudioConfig
-from avemotion.config import build, load_params
+from avemotion.config import build
 from avemotion.video import VideoConfig
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     args = ap.parse_args()
     cli.setup_logging()
     with cli.user_errors("faces", faces.DetectorUnavailable, FileNotFoundError):
-        params = load_params(args.params)
+        params = sections.load_checked(args.params)
         cfg = build(faces.FacesConfig, params, "faces")
         audio_cfg = build(AudioConfig, params, "audio")
         video_cfg = build(VideoConfig, params, "video")
@@ -50,7 +50,7 @@ def main() -> None:
     s = result.summary
     cli.print_summary(
         "faces",
-        {k: s[k] for k in ("utterances", "cropped", "face_found", "no_face", "rejected", "frames", "files")},
+        {k: s[k] for k in ("utterances", "cropped", "face_found", "no_face", "rejected", "frames", "utterances_clipped_at_video_end", "files")},
     )
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from avemotion import cli, files, labels
-from avemotion.config import build, load_params
+from avemotion import cli, files, labels, sections
+from avemotion.config import build
 
 
 def main() -> None:
@@ -21,12 +21,12 @@ def main() -> None:
     args = ap.parse_args()
     cli.setup_logging()
     with cli.user_errors("label"):
-        cfg = build(labels.LabelsConfig, load_params(args.params), "labels")
-    result = labels.label_utterances(pq.read_table(args.utterances), cfg)
-    files.write_parquet(result.table, args.out / "labels.parquet")
-    files.write_rejects(result.rejects, args.out / "rejects-label.parquet")
-    summary = result.summary()
-    files.write_json(summary, args.out / "label-summary.json")
+        cfg = build(labels.LabelsConfig, sections.load_checked(args.params), "labels")
+        result = labels.label_utterances(pq.read_table(args.utterances), cfg)
+        files.write_parquet(result.table, args.out / "labels.parquet")
+        files.write_rejects(result.rejects, args.out / "rejects-label.parquet")
+        summary = result.summary()
+        files.write_json(summary, args.out / "label-summary.json")
     cli.print_summary("label", summary)
 
 

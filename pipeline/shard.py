@@ -15,8 +15,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from avemotion import audio, cli, files, shards
-from avemotion.config import as_dict, build, load_params
+from avemotion import audio, cli, files, sections, shards
+from avemotion.config import as_dict, build
 from avemotion.corpus import SAMPLE_RATE, CorpusConfig
 from avemotion.faces import FacesConfig
 from avemotion.labels import LabelsConfig
@@ -35,7 +35,7 @@ def main() -> None:
     # the manifest is written last and marks the directory complete; drop an old one first
     (args.out / "manifest.json").unlink(missing_ok=True)
     with cli.user_errors("shard", ValueError):
-        params = load_params(args.params)
+        params = sections.load_checked(args.params)
         corpus_cfg = build(CorpusConfig, params, "corpus")
         labels_cfg = build(LabelsConfig, params, "labels")
         audio_cfg = build(audio.AudioConfig, params, "audio")
@@ -66,8 +66,8 @@ def main() -> None:
             params={k: as_dict(v) for k, v in dict(corpus=corpus_cfg, labels=labels_cfg, audio=audio_cfg, video=video_cfg, faces=faces_cfg, shards=shards_cfg).items()},
             progress=lambda xs: tqdm(xs, desc="shard", unit="session"),
         )
-    files.write_rejects(all_rejects, args.out / "rejects.parquet")
-    files.write_json(manifest, args.out / "manifest.json")
+        files.write_rejects(all_rejects, args.out / "rejects.parquet")
+        files.write_json(manifest, args.out / "manifest.json")
     cli.print_summary("shard", {"files": manifest["files"], "counts": {k: manifest["counts"][k] for k in ("utterances", "session", "emotion")}, "reconciliation": manifest["reconciliation"]})
 
 

@@ -51,7 +51,9 @@ def main() -> None:
             "out_px": cfg["faces"].out_px,
             "audio_samples": round(audio_cfg.seconds * SAMPLE_RATE),
         }
-        training.check_shards(ShardDataset(args.shards, [], ("audio",)).meta, expected, args.shards)
+        shard_set = ShardDataset(args.shards, [], ("audio",))
+        training.check_shards(shard_set.meta, expected, args.shards)
+        training.check_manifest_params(shard_set.manifest, params, args.shards)
         split = splits.assign(read_index(args.shards), cfg["split"], run)
         result = training.fit(
             args.shards,

@@ -117,3 +117,57 @@ def test_an_old_corpus_root_says_what_replaced_it():
 
     with pytest.raises(ParamsError, match=r"corpus.root' is no longer a param.*make corpus ROOT="):
         build(CorpusConfig, {"corpus": {"root": "/data/IEMOCAP_full_release"}}, "corpus")
+
+
+# ----------------------------------------------------------------------------- every stage checks it all
+
+STAGE_FAULTS = {
+    # stage -> a fault in a part of params.yaml that stage itself never reads
+    "demo": ("trian", {"epochs": 3}),
+    "extract": ("model", {"dropuot": 0.5}),
+    "label": ("faces", {"crop_pix": 200}),
+    "faces": ("train", {"lr": "fast"}),
+    "shard": ("trian", {"epochs": 3}),
+    "train": ("demo", {"sesions": [1]}),
+    "compare": ("corpus", {"dialog": "all"}),
+}
+
+
+@pytest.mark.parametrize("stage", sorted(STAGE_FAULTS))
+def test_every_stage_refuses_a_typo_anywhere_in_params(stage, tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    params = load_params(ROOT / "params.yaml")
+    section, values = STAGE_FAULTS[stage]
+    if section in params:
+        params[section] = {**params[section], **values}
+    else:
+        params[section] = values
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    args = ["--variant", "MM-static", "--fold", "1", "--seed", "0"] if stage == "train" else []
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "pipeline" / f"{stage}.py"), "--params", "params.yaml", *args],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    bad_key = section if section not in load_params(ROOT / "params.yaml") else f"{section}.{next(iter(values))}"
+    assert bad_key in done.stderr and "Traceback" not in done.stderr
+    assert "valid" in done.stderr or "must be" in done.stderr
+    assert not (tmp_path / "data").exists()  # nothing written before the check
+
+
+def test_check_sections_names_the_key_and_the_valid_ones():
+    from avemotion.sections import check_sections
+
+    params = load_params(ROOT / "params.yaml")
+    check_sections(params)
+    check_sections({"faces": {"detector": "cascade"}})  # sections left out take their defaults
+    with pytest.raises(ParamsError, match=r"unknown section\(s\) trian; valid: .*train"):
+        check_sections({**params, "trian": {"epochs": 1}})
+    with pytest.raises(ParamsError, match=r"shards.target_mbb.*valid keys of 'shards'.*target_mb"):
+        check_sections({**params, "shards": {**params["shards"], "target_mbb": 4}})
+    with pytest.raises(ParamsError, match=r"variants.MM-static"):
+        check_sections({**params, "variants": {"MM-static": {"modalities": ["audio"], "weighting": "statik"}}})

@@ -217,6 +217,48 @@ def test_bad_wavs_are_rejected_with_reason(tree: Path, damage, reason):
     assert result.n_selected == result.table.num_rows + len(result.rejects)
 
 
+def _rewrite(path: Path, seconds: float | None = None, subtype: str = "PCM_16") -> None:
+    """Rewrite a wav keeping its samples (or its first `seconds`) in another sample format."""
+    import soundfile as sf
+
+    x, rate = sf.read(str(path), dtype="float32")
+    if seconds is not None:
+        x = x[: int(round(seconds * rate))]
+    sf.write(str(path), x, rate, subtype=subtype)
+
+
+@pytest.mark.parametrize("subtype", ["FLOAT", "PCM_24", "PCM_U8"])
+def test_wav_in_another_sample_format_is_rejected_by_extract(tree: Path, subtype):
+    # the shard stage reads 16-bit PCM only: extract refuses the rest before faces pays for them
+    wav = tree / "Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F002.wav"
+    _rewrite(wav, subtype=subtype)
+    result = extract(tree)
+    assert [(r["utterance_id"], r["reason"]) for r in result.rejects] == [("Ses01F_impro01_F002", "wav_format")]
+    assert subtype in result.rejects[0]["detail"] and "PCM_16" in result.rejects[0]["detail"]
+    assert result.n_selected == result.table.num_rows + len(result.rejects)
+
+
+def test_truncated_wav_is_rejected_naming_both_lengths(tree: Path):
+    # F002 is labelled [12.0000 - 14.5000]: 2.5 s; an interrupted copy keeps its first third
+    wav = tree / "Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F002.wav"
+    _rewrite(wav, seconds=2.5 / 3)
+    result = extract(tree)
+    assert [(r["utterance_id"], r["reason"]) for r in result.rejects] == [("Ses01F_impro01_F002", "wav_truncated")]
+    detail = result.rejects[0]["detail"]
+    assert detail.startswith("Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F002.wav")
+    assert "0.833 s" in detail and "2.500 s" in detail
+    assert "Ses01F_impro01_F002" not in rows(result)
+    assert result.n_selected == result.table.num_rows + len(result.rejects)
+
+
+def test_wav_a_little_shorter_than_its_label_range_is_kept(tree: Path):
+    wav = tree / "Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F002.wav"
+    _rewrite(wav, seconds=2.5 - 0.9 * corpus.wav_shortfall_tolerance(2.5))
+    result = extract(tree)
+    assert result.rejects == []
+    assert rows(result)["Ses01F_impro01_F002"]["n_samples"] < 2.5 * 16000
+
+
 def test_duplicate_ids_are_all_rejected(tree: Path):
     p = tree / "Session1/dialog/EmoEvaluation/Ses01F_impro01.txt"
     text = p.read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ from video_fixture import (
     truncate,
     write_clip,
     write_empty_clip,
+    zero_middle,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,6 +126,28 @@ def test_utterance_past_the_video_end_is_clipped_or_rejected(clip):
     assert bad.reason == "time_range"
 
 
+def test_zeros_in_the_middle_of_a_video_reject_the_utterances_they_touch(tmp_path):
+    # 10 s; a fifth of the file's bytes in the middle overwritten with zeros
+    good = write_clip(tmp_path / "good.avi", n_frames=300, left=lambda i: (180.0, 240.0))  # still
+    zero_middle(good, tmp_path / "Ses01F_impro01.avi", 0.2)
+    jobs = [job(start=t, end=t + 1.0, steps=25, uid=f"Ses01F_impro01_F{i:03d}", path="Ses01F_impro01.avi") for i, t in enumerate([0.0, 1.5, 4.0, 5.5, 8.0])]
+    cfg = faces.FacesConfig(**FAST)
+    results = faces.crop_chunk(jobs, tmp_path, cfg, FPS, faces.make_detector(cfg))
+    by_reason = {}
+    for r in results:
+        by_reason.setdefault(r.reason, []).append(r)
+    assert [r.utterance_id for r in by_reason[None]][:2] == ["Ses01F_impro01_F000", "Ses01F_impro01_F001"]
+    corrupt = by_reason.get("video_corrupt", [])
+    assert corrupt, [(r.utterance_id, r.reason) for r in results]
+    for r in corrupt:
+        assert r.faces is None
+        assert "Ses01F_impro01.avi: the decoder reported damaged data at frame" in r.detail
+        assert f"utterance {r.utterance_id}, frames " in r.detail
+    # what is kept shows the speaker's face, at the frames asked for
+    for r in by_reason[None]:
+        assert r.face_found and face_offset(r.faces[5], LEFT_FACE, cfg)[0] > 0.7
+
+
 def test_cascade_looks_near_the_last_face_but_is_not_held_by_it():
     det = faces.CascadeDetector(scale=0.5)
     here = np.full((480, 360, 3), 90, dtype=np.uint8)
@@ -213,12 +237,52 @@ def test_sfd_loads_the_weights_named_in_params(s3fd_weights):
 
 def test_sfd_uses_face_alignments_download_cache(s3fd_weights, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    cached = tmp_path / "hub" / "checkpoints" / "s3fd-619a316812.pth"
-    assert faces.cached_weights_path("sfd") == cached
+    assert faces.cached_weights_path("sfd") == tmp_path / "hub" / "checkpoints" / "s3fd-619a316812.pth"
+    # the random weights under a name that carries their own hash, as the real file's does
+    name = f"s3fd-{faces.sha256_of(s3fd_weights)[:10]}.pth"
+    monkeypatch.setitem(faces.WEIGHT_URLS, "sfd", f"https://example.invalid/{name}")
+    cached = tmp_path / "hub" / "checkpoints" / name
     cached.parent.mkdir(parents=True)
     cached.write_bytes(s3fd_weights.read_bytes())
     monkeypatch.setattr(faces, "_download", lambda url, dest: pytest.fail("downloaded although cached"))
     assert faces.resolve_weights(faces.FacesConfig(detector="sfd")) == str(cached)
+
+
+def _weights_file(directory: Path, content: bytes, prefix: str | None = None) -> Path:
+    """A made-up weights file whose name carries `prefix` (default: its true sha256 prefix)."""
+    import hashlib
+
+    prefix = prefix or hashlib.sha256(content).hexdigest()[:10]
+    path = directory / f"s3fd-{prefix}.pth"
+    path.write_bytes(content)
+    return path
+
+
+def test_weights_are_checked_against_the_hash_in_their_name(tmp_path):
+    good = _weights_file(tmp_path, b"weights as published")
+    cfg = faces.FacesConfig(detector="sfd", weights=str(good))
+    assert faces.resolve_weights(cfg) == str(good)
+    (tmp_path / "other").mkdir()
+    bad = _weights_file(tmp_path / "other", b"weights as published, cut sh", prefix=good.name[5:15])
+    with pytest.raises(faces.DetectorUnavailable) as e:
+        faces.resolve_weights(faces.FacesConfig(detector="sfd", weights=str(bad)))
+    assert str(bad) in str(e.value) and "sha256" in str(e.value)
+    assert faces.hash_prefix("s3fd-619a316812.pth") == "619a316812"
+    assert faces.hash_prefix("retinaface_mobilenet0.25.pth") is None and faces.hash_prefix("model-best.pth") is None
+
+
+def test_a_download_that_does_not_match_its_hash_is_refused_and_removed(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cached = faces.cached_weights_path("sfd")  # s3fd-619a316812.pth
+
+    def truncated(url, dest):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(b"the first bytes of the file")
+
+    monkeypatch.setattr(faces, "_download", truncated)
+    with pytest.raises(faces.DetectorUnavailable, match="its name says sha256 619a316812"):
+        faces.resolve_weights(faces.FacesConfig(detector="sfd"))
+    assert not cached.exists()
 
 
 def test_sfd_without_weights_offline_says_what_to_do(tmp_path, monkeypatch):
@@ -363,6 +427,9 @@ def test_every_kept_utterance_is_cropped_or_rejected_with_a_reason(stage):
     summary = json.loads((out / "faces" / "summary.json").read_text())
     assert summary["utterances"] == 10 and summary["cropped"] == 6 and summary["no_face"] == 1
     assert summary["rejected"] == {"time_range": 1, "video_decode": 1, "video_missing": 1, "video_unreadable": 1}
+    # the one that runs past the video's end is named, not only counted
+    assert summary["utterances_clipped_at_video_end"] == 1
+    assert summary["clipped_at_video_end"] == {"Ses01F_impro01_M001": {"n_steps": 25, "n_frames": 12}}
 
 
 def test_session_file_rows_and_schema(stage):
@@ -385,6 +452,32 @@ def test_session_file_rows_and_schema(stage):
     assert score > 0.6 and abs(dx) < 20 and abs(dy) < 20
     s2 = {r["utterance_id"]: r for r in pq.read_table(out / "faces" / "Session2.parquet").to_pylist()}
     assert not s2["Ses02M_impro03_F000"]["face_found"] and s2["Ses02M_impro03_F000"]["frames_detected"] == 0
+
+
+def test_the_detectors_hash_is_in_every_output(stage):
+    from skimage.data import lbp_frontal_face_cascade_filename
+
+    out, _ = stage
+    sha = faces.sha256_of(lbp_frontal_face_cascade_filename())
+    summary = json.loads((out / "faces" / "summary.json").read_text())
+    assert summary["params"]["faces"]["weights_sha256"] == sha
+    meta = pq.read_schema(out / "faces" / "Session1.parquet").metadata
+    assert json.loads(meta[b"params"])["faces"]["weights_sha256"] == sha
+
+
+def test_other_weights_give_other_outputs(s3fd_weights, corpus, tmp_path):
+    import torch
+
+    # the same numbers in another file of the same name (the legacy format): even that must
+    # show in the outputs, where the file name alone would not
+    (tmp_path / "elsewhere").mkdir()
+    other = tmp_path / "elsewhere" / s3fd_weights.name
+    torch.save(torch.load(s3fd_weights, weights_only=True), other, _use_new_zipfile_serialization=False)
+    kw = dict(detector="sfd", device="cpu", threshold=0.0, detect_scale=0.25, detect_every=10)
+    a = run_stage(corpus, tmp_path / "a", weights=str(s3fd_weights), **kw)
+    b = run_stage(corpus, tmp_path / "b", weights=str(other), **kw)
+    assert a.summary["params"]["faces"]["weights_sha256"] != b.summary["params"]["faces"]["weights_sha256"]
+    assert (tmp_path / "a/faces/Session1.parquet").read_bytes() != (tmp_path / "b/faces/Session1.parquet").read_bytes()
 
 
 def test_contact_sheet_is_a_png_with_one_row_per_sampled_utterance(stage):
@@ -495,3 +588,107 @@ def test_contact_sheet_shows_both_views_with_the_chosen_one_framed(tmp_path, rul
     green = (preview[:, :, 1] > 200) & (preview[:, :, 0] < 50) & (preview[:, :, 2] < 50)
     left, right = green[:, :384].sum(), green[:, 384:].sum()
     assert (left > 500 and right == 0) if chosen == "left" else (right > 500 and left == 0)
+
+
+def _limit_file_size(max_bytes):
+    def limit():
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
+    return limit
+
+
+def test_a_failed_write_is_one_line_naming_the_file(corpus, tmp_path):
+    # a full disk or a file-size limit: the stage ends with the file and the cause, no traceback
+    root, utterances, labels = corpus
+    pq.write_table(utterances, tmp_path / "utterances.parquet")
+    pq.write_table(labels, tmp_path / "labels.parquet")
+    params = {"audio": {"seconds": 1.0}, "video": {"fps": 5}, "faces": {**FAST, "out_px": 32}}
+    (tmp_path / "params.yaml").write_text(json.dumps(params))
+    cmd = [
+        sys.executable, str(REPO / "pipeline" / "faces.py"), "--params", "params.yaml", "--corpus", str(root),
+        "--utterances", "utterances.parquet", "--labels", "labels.parquet", "--out", "faces", "--contact", "contact",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, preexec_fn=_limit_file_size(4096))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    error = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(error) == 1 and "cannot write faces/Session1.parquet: File too large" in error[0], done.stderr
+    assert not list((tmp_path / "faces").glob("*")), "no partial output"
+
+
+def _entry_point_cmd(corpus, tmp_path, out: str, workers: int) -> list[str]:
+    root, utterances, labels = corpus
+    pq.write_table(utterances, tmp_path / "utterances.parquet")
+    pq.write_table(labels, tmp_path / "labels.parquet")
+    params = {
+        "audio": {"seconds": 1.0},
+        "video": {"fps": FPS},
+        "faces": {**FAST, "detect_every": 1, "cascade_step": 1.0, "out_px": 32, "contact_utterances": 4, "workers": workers},
+    }
+    (tmp_path / "params.yaml").write_text(json.dumps(params))
+    return [
+        sys.executable, str(REPO / "pipeline" / "faces.py"), "--params", "params.yaml", "--corpus", str(root),
+        "--utterances", "utterances.parquet", "--labels", "labels.parquet",
+        "--out", f"{out}/faces", "--contact", f"{out}/contact",
+    ]  # fmt: skip
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process tree checks read Linux process state")
+def test_killed_stage_leaves_no_process_and_its_rerun_gives_the_same_bytes(corpus, tmp_path):
+    import signal
+    import time
+
+    psutil = pytest.importorskip("psutil")
+    whole = subprocess.run(_entry_point_cmd(corpus, tmp_path, "whole", 2), cwd=tmp_path, capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+
+    cmd = _entry_point_cmd(corpus, tmp_path, "killed", 2)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    main = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 120
+    workers = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers = [c for c in main.children(recursive=True) if "spawn_main" in " ".join(c.cmdline())]
+        if len(workers) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None and len(workers) >= 2, "the stage ended before its workers could be seen"
+    tree = main.children(recursive=True)  # the workers and multiprocessing's resource tracker
+    time.sleep(0.5)  # mid-run: the workers are cropping
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    def alive(p):
+        try:
+            return p.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    end = time.monotonic() + 10
+    while time.monotonic() < end and any(alive(p) for p in tree):
+        time.sleep(0.1)
+    assert not [p.pid for p in tree if alive(p)], "processes of the killed stage are still running"
+
+    rerun = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    for sub in ("faces", "contact"):
+        names = sorted(p.name for p in (tmp_path / "whole" / sub).iterdir())
+        assert sorted(p.name for p in (tmp_path / "killed" / sub).iterdir()) == names  # no temporaries left
+        for name in names:
+            assert (tmp_path / "whole" / sub / name).read_bytes() == (tmp_path / "killed" / sub / name).read_bytes(), name
+
+
+def test_a_rerun_removes_the_temporaries_of_a_killed_run(stage, corpus, tmp_path):
+    out = tmp_path / "again"
+    (out / "faces").mkdir(parents=True)
+    (out / "contact").mkdir()
+    (out / "faces" / ".Session1.parquet.k2j4x9.tmp").write_bytes(b"half a file")
+    (out / "contact" / ".Session2.png.a8c1.tmp").write_bytes(b"half a file")
+    (out / "faces" / "notes.txt").write_text("not ours")
+    run_stage(corpus, out)
+    assert not list(out.glob("*/.*.tmp"))
+    assert (out / "faces" / "notes.txt").exists()

@@ -248,3 +248,26 @@ def test_a_session_fold_reads_only_the_bytes_of_its_sessions(tmp_path):
     # one session of five: about a fifth of the row bytes (plus the footers and the 64 KiB
     # that readers fetch speculatively at the end of a file), never the other four fifths
     assert counter["bytes"] - footers < 0.3 * data
+
+
+def test_a_failed_write_names_the_file_and_leaves_nothing(tmp_path):
+    # a file-size limit in a child process: writing the shards fails with EFBIG
+    script = f"""
+import resource, signal, sys
+from pathlib import Path
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from shard_fixture import build, make_inputs
+from avemotion.files import OutputError
+inputs = make_inputs(Path({str(tmp_path)!r}) / "in")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
+try:
+    build(inputs, Path({str(tmp_path)!r}) / "shards", target_mb=1000)
+except OutputError as exc:
+    print("OutputError:", exc)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "OutputError: cannot write" in done.stdout and "File too large" in done.stdout, done.stdout
+    assert "shards/.part-00000.tmp" in done.stdout
+    assert not list((tmp_path / "shards").iterdir())

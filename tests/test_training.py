@@ -192,3 +192,31 @@ def test_device_choice_falls_back_to_cpu_with_a_warning_unless_insisted():
     with pytest.raises(training.TrainError, match="fp16 needs CUDA"):
         training.amp_dtype(dataclasses.replace(TINY_TRAIN, amp="fp16"), torch.device("cpu"))
     assert training.amp_dtype(dataclasses.replace(TINY_TRAIN, amp="auto"), torch.device("cpu")) is None
+
+
+def test_shards_built_with_other_preprocessing_params_are_refused():
+    # what the shard stage records: every preprocessing section, defaults filled in
+    from avemotion.config import as_dict, build, load_params
+    from avemotion.sections import section_classes
+
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    classes = section_classes()
+    recorded = {s: as_dict(build(classes[s], params, s)) for s in ("corpus", "labels", "audio", "video", "faces", "split", "shards")}
+    manifest = {"params": recorded}
+    training.check_manifest_params(manifest, params, "data/shards")
+
+    def changed(section, **values):
+        return {**params, section: {**params[section], **values}}
+
+    for section, key, value in [("labels", "ties", "drop"), ("faces", "crop_px", 200), ("corpus", "dialogs", "all"), ("shards", "compression", "none")]:
+        with pytest.raises(training.TrainError) as e:
+            training.check_manifest_params(manifest, changed(section, **{key: value}), "data/shards")
+        msg = str(e.value)
+        assert f"{section}.{key}: shards have {recorded[section][key]!r}, params.yaml has {value!r}" in msg
+        assert "`dvc repro shard`" in msg
+    with pytest.raises(training.TrainError, match=r"labels.categories.Anger: shards have 'ang', params.yaml has '<not in params>'"):
+        cats = {k: v for k, v in params["labels"]["categories"].items() if k != "Anger"}
+        training.check_manifest_params(manifest, changed("labels", categories=cats), "data/shards")
+    # what cannot change a shard's bytes is not a mismatch; nor are the sections training reads
+    training.check_manifest_params(manifest, changed("faces", workers=7, device="cpu"), "data/shards")
+    training.check_manifest_params(manifest, changed("train", epochs=1), "data/shards")

@@ -6,7 +6,14 @@ import pytest
 
 from avemotion import video
 from avemotion.config import ParamsError, build
-from video_fixture import frame_number, truncate, write_empty_clip, write_numbered_clip, write_numbered_clip_with_b_frames
+from video_fixture import (
+    frame_number,
+    truncate,
+    write_empty_clip,
+    write_numbered_clip,
+    write_numbered_clip_with_b_frames,
+    zero_middle,
+)
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +120,8 @@ _REAL_CAPTURE = video.cv2.VideoCapture
 class OffByTwo:
     """A cv2.VideoCapture whose seeks land two frames late, as a bad index can make them."""
 
-    def __init__(self, path):
-        self._cap = _REAL_CAPTURE(path)
+    def __init__(self, path, *args):
+        self._cap = _REAL_CAPTURE(path, *args)
 
     def set(self, prop, value):
         import cv2
@@ -152,3 +159,34 @@ def test_an_inexact_seek_is_caught_and_the_video_decoded_forward(b_frames, monke
     with video.FrameReader(b_frames, seek=False) as r:
         assert [frame_number(f) for f in r.read([200, 201, 290])] == [200, 201, 290]
         assert [frame_number(f) for f in r.read([5, 150])] == [5, 150]  # back: reopened, not seeked
+
+
+def test_zeros_in_the_middle_give_a_corrupt_reject_never_a_wrong_frame(numbered, tmp_path):
+    bad = zero_middle(numbered, tmp_path / "zeros.avi", 0.2)
+    corrupt, good = [], 0
+    with video.FrameReader(bad, shown="zeros.avi") as reader:
+        # utterance-sized reads in order, as the faces stage makes them: each one either
+        # gives exactly the frames asked for or fails naming the damaged frame
+        for first in range(0, 300, 20):
+            wanted = list(range(first, first + 20, 3))
+            try:
+                frames = reader.read(wanted)
+            except video.VideoError as exc:
+                assert exc.reason in ("video_corrupt", "video_decode"), exc.detail
+                if exc.reason == "video_corrupt":
+                    corrupt.append(exc.detail)
+                continue
+            assert [frame_number(f) for f in frames] == wanted
+            good += 1
+    assert corrupt, "the damage was not reported"
+    assert good >= 5  # what lies before the damage is read as usual
+    assert corrupt[0].startswith("zeros.avi: the decoder reported damaged data at frame ")
+    assert "marker does not match" in corrupt[0] or "mpeg4" in corrupt[0]
+    assert "0x" not in corrupt[0]  # no memory address: the same message on every run
+
+
+def test_an_intact_video_reports_no_damage(numbered, capfd):
+    with video.FrameReader(numbered) as reader:
+        frames = reader.read(list(range(0, 300, 7)))
+    assert [frame_number(f) for f in frames] == list(range(0, 300, 7))
+    assert capfd.readouterr().err == ""  # standard error is given back as it was

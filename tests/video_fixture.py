@@ -90,6 +90,16 @@ def truncate(src: Path, dst: Path, fraction: float = 0.5) -> Path:
     return dst
 
 
+def zero_middle(src: Path, dst: Path, fraction: float = 0.2) -> Path:
+    """A copy of `src` whose middle `fraction` of bytes is overwritten with zeros (a bad sector)."""
+    raw = bytearray(src.read_bytes())
+    n = int(len(raw) * fraction)
+    start = (len(raw) - n) // 2
+    raw[start : start + n] = bytes(n)
+    dst.write_bytes(bytes(raw))
+    return dst
+
+
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
     """Normalised cross-correlation of two equally sized grey images."""
     a = a.astype(np.float64).ravel() - a.mean()

@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .corpus import SAMPLE_RATE
+from .corpus import SAMPLE_RATE, WAV_SUBTYPE
 
-#: What the network's audio stream is built for (IEMOCAP's sentence wavs).
-SUBTYPE = "PCM_16"
+#: What the network's audio stream is built for (IEMOCAP's sentence wavs); `extract`
+#: already rejects any other format, this is the reader's own guard.
+SUBTYPE = WAV_SUBTYPE
 
 
 @dataclasses.dataclass(frozen=True)

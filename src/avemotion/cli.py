@@ -9,6 +9,7 @@ import sys
 from typing import Any, Iterator
 
 from .config import ParamsError
+from .files import OutputError
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -25,12 +26,13 @@ def print_summary(stage: str, summary: dict[str, Any]) -> None:
 
 @contextlib.contextmanager
 def user_errors(stage: str, *errors: type[BaseException]) -> Iterator[None]:
-    """Turn expected errors (bad params, bad corpus) into one clear line and exit 1.
+    """Turn expected errors (bad params, bad corpus, a failed write) into one clear line and exit 1.
 
-    A bare traceback helps nobody who linked the corpus to the wrong folder.
+    A bare traceback helps nobody who linked the corpus to the wrong folder or whose disk
+    is full.
     """
     try:
         yield
-    except (ParamsError, *errors) as exc:
+    except (ParamsError, OutputError, *errors) as exc:
         print(f"[{stage}] error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -65,11 +65,18 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import functools
+import hashlib
 import json
 import logging
 import math
 import multiprocessing
 import os
+import re
+import signal
+import sys
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
@@ -127,6 +134,8 @@ CHUNK_UTTERANCES = 4
 ROWS_PER_GROUP = 8
 #: units of work in flight per worker: bounds memory whatever the corpus size
 IN_FLIGHT_PER_WORKER = 2
+#: seconds between a worker's checks that the stage's main process is still there
+PARENT_POLL_S = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,6 +198,60 @@ def _download(url: str, dest: Path) -> None:
     download_url_to_file(url, str(dest), progress=False)
 
 
+#: face-alignment's (and torch.hub's) convention: a weights file's name carries the first
+#: hex digits of its sha256 after the last dash, ``s3fd-619a316812.pth``; at least 8 here,
+#: so that a name like ``model-best.pth`` is not taken for one
+HASH_PREFIX_RE = re.compile(r"-([0-9a-f]{8,64})\.[^-]*$")
+
+
+def hash_prefix(path: str | Path) -> str | None:
+    """The sha256 prefix a weights file's name carries, or None."""
+    m = HASH_PREFIX_RE.search(Path(path).name)
+    return m.group(1) if m else None
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_of(path: str | Path) -> str:
+    st = os.stat(path)
+    return _sha256(str(path), st.st_size, st.st_mtime_ns)
+
+
+def verify_weights(path: str | Path) -> str:
+    """The sha256 of a weights file, checked against the prefix its name carries.
+
+    Raises DetectorUnavailable when the name says one hash and the bytes give another
+    (a partial download, a renamed file, other weights under the usual name).
+    """
+    digest = sha256_of(path)
+    prefix = hash_prefix(path)
+    if prefix is not None and not digest.startswith(prefix):
+        raise DetectorUnavailable(
+            f"{path}: its name says sha256 {prefix}..., its contents hash to {digest[:len(prefix)]}... "
+            "(a partial download or other weights under this name?). Delete it and let it be "
+            "downloaded again, or copy the right file there, or point faces.weights at it."
+        )
+    if prefix is None:
+        log.info("%s: no sha256 prefix in the name to check against; recording sha256 %s", path, digest)
+    return digest
+
+
+def detector_files_sha256(detector: str, weights: str | None) -> str:
+    """sha256 of what the detector is made of: its weights, or the cascade file scikit-image ships."""
+    if detector == "cascade":
+        from skimage.data import lbp_frontal_face_cascade_filename
+
+        return sha256_of(lbp_frontal_face_cascade_filename())
+    return verify_weights(weights)
+
+
 def cached_weights_path(detector: str) -> Path:
     """Where face-alignment keeps downloaded weights: $TORCH_HOME/hub/checkpoints/<file>."""
     import torch.hub
@@ -199,7 +262,8 @@ def cached_weights_path(detector: str) -> Path:
 def resolve_weights(cfg: FacesConfig) -> str | None:
     """The weights file the detector will load (None for the cascade, which needs none).
 
-    Order: ``faces.weights``; face-alignment's cache; a download into that cache.
+    Order: ``faces.weights``; face-alignment's cache; a download into that cache. The
+    file is checked against the sha256 prefix its name carries (`verify_weights`).
     Raises DetectorUnavailable with what was tried and what to do instead.
     """
     if cfg.detector == "cascade":
@@ -213,14 +277,20 @@ def resolve_weights(cfg: FacesConfig) -> str | None:
                 "set faces.weights: null to use face-alignment's download cache, "
                 "or use faces.detector: cascade (ships with scikit-image, no download)."
             )
+        verify_weights(path)
         return str(path)
     cached = cached_weights_path(cfg.detector)
     if cached.is_file():
+        verify_weights(cached)
         return str(cached)
     url = WEIGHT_URLS[cfg.detector]
     try:
         log.info("downloading %s weights from %s to %s", cfg.detector, url, cached)
         _download(url, cached)
+        verify_weights(cached)
+    except DetectorUnavailable:
+        cached.unlink(missing_ok=True)  # never leave a bad download where the next run trusts it
+        raise
     except Exception as exc:  # offline: URLError, socket errors, HTTP errors, ...
         raise DetectorUnavailable(
             f"faces.detector: {cfg.detector} needs weights that could not be had: faces.weights is "
@@ -610,7 +680,8 @@ def crop_utterance(reader: FrameReader, job: FaceJob, cfg: FacesConfig, fps: flo
         else:
             views = reader.read(frames, columns=(x0, x1))  # BGR (H, Wv, 3) each
     except VideoError as exc:
-        result.reason, result.detail = exc.reason, f"{exc.detail} (utterance {job.utterance_id})"
+        result.reason = exc.reason
+        result.detail = f"{exc.detail} (utterance {job.utterance_id}, frames {frames[0]}-{frames[-1]})"
         return result
     n = len(views)
     vh, vw = views[0].shape[:2]
@@ -790,7 +861,40 @@ def chunk_jobs(jobs: Sequence[FaceJob], per_chunk: int = CHUNK_UTTERANCES) -> li
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(root: str, cfg: FacesConfig, fps: float, weights: str | None, device: str | None, threads: int) -> None:
+def die_with_parent(parent: int) -> None:
+    """End this worker process as soon as the stage's main process `parent` is gone.
+
+    A main process killed outright (SIGKILL, the OOM killer) runs no cleanup, and pool
+    workers blocked on their task queue would otherwise live on forever under PID 1,
+    holding GPU memory with sfd, and keeping multiprocessing's resource tracker alive
+    (it exits when the last worker holding its pipe does). On Linux the kernel sends the
+    worker SIGKILL when its parent dies (prctl PR_SET_PDEATHSIG); everywhere, a daemon
+    thread also checks every PARENT_POLL_S seconds that the parent is still the parent.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            PR_SET_PDEATHSIG = 1
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no libc prctl: the thread below still works
+            pass
+    if os.getppid() != parent:  # died before the line above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def _init_worker(
+    root: str, cfg: FacesConfig, fps: float, weights: str | None, device: str | None, threads: int, parent: int
+) -> None:
+    die_with_parent(parent)
     cv2.setNumThreads(threads)
     if cfg.detector != "cascade":
         import torch
@@ -833,12 +937,13 @@ def iter_results(
     threads = max(1, available_cores() // workers)
     # spawn, not fork: safe with torch/CUDA and OpenMP state in the parent
     ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(
+    pool = cf.ProcessPoolExecutor(
         max_workers=workers,
         mp_context=ctx,
         initializer=_init_worker,
-        initargs=(str(root), cfg, fps, weights, device, threads),
-    ) as pool:
+        initargs=(str(root), cfg, fps, weights, device, threads, os.getpid()),
+    )
+    try:
         pending: list[cf.Future] = []
         todo = iter(chunks)
         for chunk in todo:
@@ -851,6 +956,9 @@ def iter_results(
             if nxt is not None:
                 pending.append(pool.submit(_work, nxt))
             yield from done
+    finally:
+        # interrupted (Ctrl-C, an error while writing): drop the queued work, not wait for it
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -892,14 +1000,20 @@ class SessionWriter:
         self.rows: list[dict] = []
         self._ctx = files.atomic_path(path)
         tmp = self._ctx.__enter__()
-        self._writer = pq.ParquetWriter(
-            tmp,
-            schema,
-            compression="zstd",
-            use_dictionary=["utterance_id"],
-            write_statistics=["utterance_id", "session", "n_frames"],
-        )
+        self._writer = None
+        with self._writing():
+            self._writer = pq.ParquetWriter(
+                tmp,
+                schema,
+                compression="zstd",
+                use_dictionary=["utterance_id"],
+                write_statistics=["utterance_id", "session", "n_frames"],
+            )
         self.n_rows = 0
+
+    def _writing(self):
+        """An OSError (disk full, file too large) ends the stage naming the file; nothing half-written stays."""
+        return files.writing(self.path)
 
     def add(self, r: FaceResult) -> None:
         self.rows.append(
@@ -920,17 +1034,23 @@ class SessionWriter:
 
     def _flush(self) -> None:
         if self.rows:
-            self._writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+            with self._writing():
+                self._writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
             self.n_rows += len(self.rows)
             self.rows = []
 
     def close(self) -> None:
         self._flush()
-        self._writer.close()
+        with self._writing():
+            self._writer.close()
         self._ctx.__exit__(None, None, None)
 
     def abort(self) -> None:
-        self._writer.close()
+        try:
+            if self._writer is not None:
+                self._writer.close()
+        except OSError:
+            pass  # the file is removed anyway
         try:
             self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
         except RuntimeError:
@@ -1038,6 +1158,8 @@ class ContactSheet:
                         strip, (j * self.cell, self.LABEL_PX), ((j + 1) * self.cell - 1, self.LABEL_PX + self.cell - 1), self.RED, 2
                     )
             label = f"{r.utterance_id}  {r.frames_detected}/{r.frames_searched} detected, {n} frames"
+            if n < r.n_steps:
+                label += f" of {r.n_steps} (video ends)"
             if not r.face_found:
                 label = f"{r.utterance_id}  NO FACE (view centre), {n} frames"
         colour = self.TEXT if r.face_found else self.RED
@@ -1087,6 +1209,9 @@ def run(
     detector cannot be built.
     """
     root, out_dir, contact_dir = Path(corpus_root), Path(out_dir), Path(contact_dir)
+    for directory in (out_dir, contact_dir):  # left by a run that was killed
+        for p in files.remove_temporaries(directory):
+            log.info("removed %s, left by an interrupted run", p)
     jobs = plan_jobs(utterances, labels, audio, video, cfg.view)
     steps = n_steps_total(audio.seconds, video.fps)
     weights = resolve_weights(cfg)
@@ -1102,6 +1227,8 @@ def run(
         meta["faces"].pop(key)
     if cfg.weights is not None:  # the file, not where this machine keeps it
         meta["faces"]["weights"] = Path(cfg.weights).name
+    # other weights give other crops: their hash is part of every output's metadata
+    meta["faces"]["weights_sha256"] = detector_files_sha256(cfg.detector, weights)
     schema = faces_schema(cfg, steps, meta)
     by_session: dict[int, list[str]] = {}
     for j in jobs:
@@ -1112,6 +1239,7 @@ def run(
         results = progress(results, len(jobs))
 
     rejects: list[dict] = []
+    clipped: dict[str, dict[str, int]] = {}  # utterances whose time range runs past the video's end
     stats: dict[int, Counter] = {s: Counter() for s in by_session}
     written, sheets = [], []
     writer: SessionWriter | None = None
@@ -1143,6 +1271,8 @@ def run(
             st["frames"] += r.n_frames
             st["frames_clipped"] += r.n_steps - r.n_frames
             st["utterances_clipped"] += r.n_frames < r.n_steps
+            if r.n_frames < r.n_steps:
+                clipped[r.utterance_id] = {"n_steps": r.n_steps, "n_frames": r.n_frames}
             st["frames_searched"] += r.frames_searched
             st["frames_detected"] += r.frames_detected
         if writer is not None:
@@ -1166,6 +1296,7 @@ def run(
         "rejected": dict(sorted(Counter(r["reason"] for r in rejects).items())),
         "frames": total["frames"],
         "utterances_clipped_at_video_end": total["utterances_clipped"],
+        "clipped_at_video_end": dict(sorted(clipped.items())),
         "frames_searched": total["frames_searched"],
         "frames_detected": total["frames_detected"],
         "steps": steps,

@@ -2,12 +2,14 @@
 
 Every output is written under a temporary name in the same directory and renamed into
 place, so a reader (or DVC) never sees half a file, and a stage killed midway leaves
-nothing that looks complete.
+nothing that looks complete. A write that fails (disk full, file too large, permission
+denied) raises OutputError, one line naming the file and the cause.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -29,20 +31,77 @@ REJECT_SCHEMA = pa.schema(
 )
 
 
+class OutputError(OSError):
+    """An output could not be written (disk full, file too large, no permission).
+
+    The message names the file and the cause in one line; stages report it as a user
+    error, not a traceback.
+    """
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+_HINTS = {
+    errno.ENOSPC: "free some space on that file system",
+    errno.EDQUOT: "free some space or ask for a larger quota",
+    errno.EFBIG: "the file system or a file-size limit (`ulimit -f`) does not allow a file this big",
+    errno.EACCES: "check the permissions of the directory",
+    errno.EPERM: "check the permissions of the directory",
+    errno.EROFS: "the file system is read-only",
+}
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Turn an OSError raised while writing `path` into an OutputError naming it."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as exc:
+        # pyarrow wraps the cause in its own words; the errno says it plainly
+        cause = os.strerror(exc.errno) if exc.errno else (str(exc) or type(exc).__name__)
+        hint = _HINTS.get(exc.errno)
+        raise OutputError(exc.errno, f"cannot write {path}: {cause}" + (f" ({hint})" if hint else "")) from exc
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it to `path` if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it to `path` if the block succeeds.
+
+    An OSError on the way (disk full, file too large, permission denied) becomes an
+    OutputError naming `path`; the temporary file is removed either way.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
+        with writing(path):
+            yield tmp_path
+            os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def remove_temporaries(directory: str | Path) -> list[Path]:
+    """Remove the temporary files `atomic_path` left in `directory` when a run was killed.
+
+    Only names of atomic_path's pattern (``.<name>.<random>.tmp``) are touched. Returns
+    what was removed.
+    """
+    directory = Path(directory)
+    removed = []
+    if directory.is_dir():
+        for p in sorted(directory.glob(".*.tmp")):
+            if p.is_file():
+                p.unlink()
+                removed.append(p)
+    return removed
 
 
 def write_parquet(table: pa.Table, path: str | Path, **kwargs: Any) -> None:

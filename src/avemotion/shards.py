@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import files
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def write_shards(
         if not buffer:
             return
         tmp = out_dir / f".part-{len(parts):05d}.tmp"
-        with pq.ParquetWriter(tmp, schema, compression=compression, write_statistics=["session"]) as w:
+        with files.writing(tmp), pq.ParquetWriter(tmp, schema, compression=compression, write_statistics=["session"]) as w:
             for row in buffer:
                 w.write_table(pa.Table.from_pylist([row], schema=schema), row_group_size=1)
         parts.append(tmp)
@@ -132,7 +133,8 @@ def write_shards(
         names = []
         for tmp in parts:
             name = f"shard-{len(names):05d}.parquet"
-            os.replace(tmp, out_dir / name)
+            with files.writing(out_dir / name):
+                os.replace(tmp, out_dir / name)
             names.append(name)
     finally:
         for tmp in out_dir.glob(".part-*.tmp"):
