@@ -22,7 +22,8 @@ from torch.utils.data import DataLoader
 from avemotion import training
 from avemotion.config import build, load_params
 from avemotion.model import ModelConfig, build_model
-from avemotion.shards import ShardDataset
+from avemotion.shards import ShardDataset, read_index
+from avemotion.splits import RunsConfig, SplitConfig, assign, ids_by_split
 from avemotion.weighting import build_weighting
 
 
@@ -49,7 +50,10 @@ def main() -> None:
     params = load_params(args.params)
     tcfg = build(training.TrainConfig, params, "train")
     modalities = ("audio", "video")
-    ds = ShardDataset(args.shards, "train", modalities, shuffle=True, seed=tcfg.seed)
+    runs = build(RunsConfig, params, "runs")
+    run = runs.runs()[0]  # the first run's training split
+    split = ids_by_split(assign(read_index(args.shards), build(SplitConfig, params, "split"), run))
+    ds = ShardDataset(args.shards, split["train"], modalities, shuffle=True, seed=run.seed)
     meta = ds.meta
     seconds = meta["audio_samples"] / 16000
     mcfg = build(ModelConfig, params, "model")

@@ -378,6 +378,10 @@ def config_digest(resolved: Mapping) -> str:
     return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:16]
 
 
+#: what best.pt keeps of an epoch's state: enough to evaluate it and to know whose it is
+BEST_KEYS = ("model", "weighting", "epoch", "best", "config", "digest")
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -519,7 +523,8 @@ def fit(
             }
             if va["nll_sum"] < best:
                 best = va["nll_sum"]
-                save_checkpoint(ckpt_dir / "best.pt", state)
+                # the best epoch's weights only: no optimizer state (2x the model under Adam)
+                save_checkpoint(ckpt_dir / "best.pt", {k: state[k] for k in BEST_KEYS})
             save_checkpoint(last, state)
             _write_curves(curves, out_dir / "curves.csv")
         # weights that turned NaN/inf never recover: with no finite validation NLL yet,
