@@ -244,7 +244,7 @@ def test_sfd_uses_face_alignments_download_cache(s3fd_weights, tmp_path, monkeyp
     cached = tmp_path / "hub" / "checkpoints" / name
     cached.parent.mkdir(parents=True)
     cached.write_bytes(s3fd_weights.read_bytes())
-    monkeypatch.setattr(faces, "_download", lambda url, dest: pytest.fail("downloaded although cached"))
+    monkeypatch.setattr(faces.weights, "_download", lambda url, dest: pytest.fail("downloaded although cached"))
     assert faces.resolve_weights(faces.FacesConfig(detector="sfd")) == str(cached)
 
 
@@ -279,7 +279,7 @@ def test_a_download_that_does_not_match_its_hash_is_refused_and_removed(tmp_path
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(b"the first bytes of the file")
 
-    monkeypatch.setattr(faces, "_download", truncated)
+    monkeypatch.setattr(faces.weights, "_download", truncated)
     with pytest.raises(faces.DetectorUnavailable, match="its name says sha256 619a316812"):
         faces.resolve_weights(faces.FacesConfig(detector="sfd"))
     assert not cached.exists()
@@ -291,7 +291,7 @@ def test_sfd_without_weights_offline_says_what_to_do(tmp_path, monkeypatch):
     def offline(url, dest):
         raise OSError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(faces, "_download", offline)
+    monkeypatch.setattr(faces.weights, "_download", offline)
     with pytest.raises(faces.DetectorUnavailable) as e:
         faces.resolve_weights(faces.FacesConfig(detector="sfd"))
     msg = str(e.value)
