@@ -77,8 +77,8 @@ WORDS = ("yeah", "well", "I", "you", "know", "what", "just", "can't", "believe",
 FEMALE_FACES = (31, 46, 57, 75, 99)
 MALE_FACES = (3, 7, 15, 41, 73)
 
-# purposes mixed into the seeds, so each kind of draw has its own stream
-_SPEAKER, _DIALOG, _UTTERANCE, _AUDIO, _VIDEO, _SESSION, _SIDECAR = range(7)
+#: purposes mixed into the seeds (`seeded_rng`), so each kind of draw has its own stream
+SEED_SPEAKER, SEED_DIALOG, SEED_UTTERANCE, SEED_AUDIO, SEED_VIDEO, SEED_SESSION, SEED_SIDECAR = range(7)
 
 
 # ----------------------------------------------------------------------------- records
@@ -185,7 +185,8 @@ def _dialog_slots(cfg: DemoConfig) -> list[tuple[str, int, bool, int]]:
 # ----------------------------------------------------------------------------- planning
 
 
-def _rng(cfg: DemoConfig, *key: int) -> np.random.Generator:
+def seeded_rng(cfg: DemoConfig, *key: int) -> np.random.Generator:
+    """The generator of one draw: ``demo.seed``, a SEED_* purpose, then the item's identity."""
     return np.random.default_rng([cfg.seed, *key])
 
 
@@ -193,7 +194,7 @@ def plan_speakers(cfg: DemoConfig, session: int) -> dict[str, Speaker]:
     """The female and the male actor of a session."""
     out = {}
     for g, letter in enumerate("FM"):
-        rng = _rng(cfg, _SPEAKER, session, g)
+        rng = seeded_rng(cfg, SEED_SPEAKER, session, g)
         if letter == "F":
             f0 = rng.uniform(200, 240)
             tint = (0.80, 0.92, 1.12)  # B, G, R: warm
@@ -287,7 +288,7 @@ def _draw_attributes(rng: np.random.Generator, emotion: str, raters: list[int], 
 def plan_dialog(cfg: DemoConfig, name: str, session: int, improvised: bool, index: int) -> Dialog:
     """Timing, speakers, true emotions and ratings of one dialog."""
     kind = 0 if improvised else 1
-    rng = _rng(cfg, _DIALOG, session, kind, index)
+    rng = seeded_rng(cfg, SEED_DIALOG, session, kind, index)
     letter = name[5]  # names are generated here, so the position is known
     pool = sorted(rng.choice(np.arange(1, 7), size=4, replace=False).tolist())  # this dialog's raters
     self_numbers = {"F": int(rng.integers(1, 3)), "M": int(rng.integers(1, 3))}
@@ -298,7 +299,7 @@ def plan_dialog(cfg: DemoConfig, name: str, session: int, improvised: bool, inde
     t = rng.uniform(0.3, 1.0)
     utterances = []
     for k in range(cfg.utterances_per_dialog):
-        urng = _rng(cfg, _UTTERANCE, session, kind, index, k)
+        urng = seeded_rng(cfg, SEED_UTTERANCE, session, kind, index, k)
         if k > 0 and urng.random() < 0.85:  # turns mostly alternate
             speaker = "M" if speaker == "F" else "F"
         uid = f"{name}_{speaker}{counters[speaker]:03d}"
@@ -335,6 +336,12 @@ def plan_dialog(cfg: DemoConfig, name: str, session: int, improvised: bool, inde
 def _sentence(rng: np.random.Generator) -> str:
     words = rng.integers(len(WORDS), size=int(rng.integers(2, 9)))
     return " ".join(WORDS[i] for i in words).capitalize() + "."
+
+
+def slot_index(dialog: Dialog) -> int:
+    """The dialog's index in its session's list of improvised or scripted names (a seed key)."""
+    names = improvised_names(dialog.session) if dialog.improvised else scripted_names(dialog.session)
+    return names.index(dialog.name)
 
 
 def plan_corpus(cfg: DemoConfig) -> list[Dialog]:

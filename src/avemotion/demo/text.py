@@ -27,7 +27,7 @@ def transcription_text(dialog: Dialog) -> str:
     return "".join(f"{u.uid} [{u.start:08.4f}-{u.end:08.4f}]: {u.text}\n" for u in dialog.utterances)
 
 
-def _ignored_files(dialog: Dialog) -> dict[str, str]:
+def ignored_files(dialog: Dialog) -> dict[str, str]:
     """Small files in the EmoEvaluation subfolders a parser must not read as labels."""
     ext = sorted({r.rater for u in dialog.utterances for r in u.ratings if r.rater.startswith("E")})
     cat = "".join(

@@ -17,9 +17,9 @@ import soundfile as sf
 
 from .config import DemoConfig
 from .layout import SAMPLE_RATE
-from .plan import _AUDIO, _SIDECAR, Dialog, _rng, plan_corpus, plan_speakers
-from .text import README, _ignored_files, emo_evaluation_text, transcription_text
-from .video import _slot_index, render_video
+from .plan import SEED_AUDIO, SEED_SIDECAR, Dialog, plan_corpus, plan_speakers, seeded_rng, slot_index
+from .text import README, emo_evaluation_text, ignored_files, transcription_text
+from .video import render_video
 from .voice import synth_voice, to_pcm16
 
 log = logging.getLogger(__name__)
@@ -42,15 +42,15 @@ def write_dialog(root: Path, dialog: Dialog, cfg: DemoConfig) -> dict[str, Any]:
         d.mkdir(parents=True, exist_ok=True)
     _write(emo / f"{dialog.name}.txt", emo_evaluation_text(dialog))
     _write(ses / "dialog" / "transcriptions" / f"{dialog.name}.txt", transcription_text(dialog))
-    for rel, text in _ignored_files(dialog).items():
+    for rel, text in ignored_files(dialog).items():
         _write(emo / rel, text)
 
-    slot = _slot_index(dialog)
+    slot = slot_index(dialog)
     kind = 0 if dialog.improvised else 1
     total = int(round(dialog.seconds * SAMPLE_RATE))
     stereo = np.zeros((total, 2), np.int16)  # channel 0: dialog-letter actor, 1: the other
     for k, u in enumerate(dialog.utterances):
-        rng = _rng(cfg, _AUDIO, dialog.session, kind, slot, k)
+        rng = seeded_rng(cfg, SEED_AUDIO, dialog.session, kind, slot, k)
         pcm = to_pcm16(synth_voice(rng, u.n_samples, speakers[u.speaker], u.arousal))
         sf.write(utt_dir / f"{u.uid}.wav", pcm, SAMPLE_RATE, subtype="PCM_16")
         at = int(round(u.start * SAMPLE_RATE))
@@ -60,7 +60,7 @@ def write_dialog(root: Path, dialog: Dialog, cfg: DemoConfig) -> dict[str, Any]:
 
     sidecars = 0
     if dialog.sidecars:
-        rng = _rng(cfg, _SIDECAR, dialog.session, kind)
+        rng = seeded_rng(cfg, SEED_SIDECAR, dialog.session, kind)
         first = dialog.utterances[0].uid
         for path in (
             emo / f"._{dialog.name}.txt",

@@ -10,8 +10,8 @@ import numpy as np
 
 from .config import DemoConfig
 from .face import face_image
-from .layout import CONTENT_ROWS, FOURCC, FRAME_HEIGHT, FRAME_WIDTH, LEFT_COLS, RIGHT_COLS, improvised_names, scripted_names
-from .plan import _SESSION, _VIDEO, Dialog, Speaker, _rng
+from .layout import CONTENT_ROWS, FOURCC, FRAME_HEIGHT, FRAME_WIDTH, LEFT_COLS, RIGHT_COLS
+from .plan import SEED_SESSION, SEED_VIDEO, Dialog, Speaker, seeded_rng, slot_index
 
 
 def _face_path(rng: np.random.Generator, n: int, fps: float, view_w: int, view_h: int,
@@ -43,7 +43,7 @@ def face_track(dialog: Dialog, speakers: dict[str, Speaker], cfg: DemoConfig) ->
 
     Add the view's first column and ``CONTENT_ROWS[0]`` to get frame coordinates.
     """
-    rng = _rng(cfg, _VIDEO, dialog.session, 0 if dialog.improvised else 1, _slot_index(dialog))
+    rng = seeded_rng(cfg, SEED_VIDEO, dialog.session, 0 if dialog.improvised else 1, slot_index(dialog))
     n = n_frames(dialog, cfg)
     views = view_columns(dialog)
     height = CONTENT_ROWS[1] - CONTENT_ROWS[0]
@@ -64,7 +64,7 @@ def render_video(path: Path, dialog: Dialog, speakers: dict[str, Speaker], cfg: 
     top, bottom = CONTENT_ROWS
     views = view_columns(dialog)
     frame = np.zeros((FRAME_HEIGHT, FRAME_WIDTH, 3), np.uint8)
-    srng = _rng(cfg, _SESSION, dialog.session)
+    srng = seeded_rng(cfg, SEED_SESSION, dialog.session)
     backgrounds = {}
     for letter in (dialog.letter, dialog.other):  # left view first
         colour = tuple(int(c) for c in srng.integers(60, 150, 3))
@@ -115,8 +115,3 @@ def render_video(path: Path, dialog: Dialog, speakers: dict[str, Speaker], cfg: 
     finally:
         writer.release()
     return n
-
-
-def _slot_index(dialog: Dialog) -> int:
-    names = improvised_names(dialog.session) if dialog.improvised else scripted_names(dialog.session)
-    return names.index(dialog.name)
