@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -396,7 +397,11 @@ def run_stage(corpus, out: Path, workers=1, **faces_kw):
 @pytest.fixture(scope="module")
 def stage(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("stage")
-    return out, run_stage(corpus, out)
+    old = os.umask(0o022)  # the usual umask, whatever this machine's is
+    try:
+        return out, run_stage(corpus, out)
+    finally:
+        os.umask(old)
 
 
 def test_stage_writes_a_handful_of_files(stage):
@@ -409,6 +414,12 @@ def test_stage_writes_a_handful_of_files(stage):
     ]
     assert sorted(p.name for p in (out / "contact").iterdir()) == ["Session1.png", "Session2.png"]
 
+
+def test_outputs_are_readable_by_group_and_others_under_umask_022(stage):
+    """On a shared server teammates can read the crops, summary and contact sheets."""
+    out, _ = stage
+    made = [p for d in ("faces", "contact") for p in sorted((out / d).iterdir())]
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in made} == {p.name: 0o644 for p in made}
 
 def test_every_kept_utterance_is_cropped_or_rejected_with_a_reason(stage):
     out, result = stage
