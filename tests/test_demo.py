@@ -408,7 +408,7 @@ def test_rewrite_replaces_the_tree_and_a_failed_run_keeps_the_old_one(tmp_path, 
     before = file_hashes(_written(tmp_path, TINY))
     assert "stale.txt" not in before
     names = []
-    monkeypatch.setattr(demo, "render_video", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("killed")))
+    monkeypatch.setattr(demo.tree, "render_video", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("killed")))
     with pytest.raises(RuntimeError, match="killed"):
         demo.write_demo_corpus(root, TINY, progress=names.append)
     assert file_hashes(root) == before  # the complete old tree is untouched

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -244,7 +245,7 @@ def test_sfd_uses_face_alignments_download_cache(s3fd_weights, tmp_path, monkeyp
     cached = tmp_path / "hub" / "checkpoints" / name
     cached.parent.mkdir(parents=True)
     cached.write_bytes(s3fd_weights.read_bytes())
-    monkeypatch.setattr(faces, "_download", lambda url, dest: pytest.fail("downloaded although cached"))
+    monkeypatch.setattr(faces.weights, "_download", lambda url, dest: pytest.fail("downloaded although cached"))
     assert faces.resolve_weights(faces.FacesConfig(detector="sfd")) == str(cached)
 
 
@@ -279,7 +280,7 @@ def test_a_download_that_does_not_match_its_hash_is_refused_and_removed(tmp_path
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(b"the first bytes of the file")
 
-    monkeypatch.setattr(faces, "_download", truncated)
+    monkeypatch.setattr(faces.weights, "_download", truncated)
     with pytest.raises(faces.DetectorUnavailable, match="its name says sha256 619a316812"):
         faces.resolve_weights(faces.FacesConfig(detector="sfd"))
     assert not cached.exists()
@@ -291,7 +292,7 @@ def test_sfd_without_weights_offline_says_what_to_do(tmp_path, monkeypatch):
     def offline(url, dest):
         raise OSError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(faces, "_download", offline)
+    monkeypatch.setattr(faces.weights, "_download", offline)
     with pytest.raises(faces.DetectorUnavailable) as e:
         faces.resolve_weights(faces.FacesConfig(detector="sfd"))
     msg = str(e.value)
@@ -396,7 +397,11 @@ def run_stage(corpus, out: Path, workers=1, **faces_kw):
 @pytest.fixture(scope="module")
 def stage(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("stage")
-    return out, run_stage(corpus, out)
+    old = os.umask(0o022)  # the usual umask, whatever this machine's is
+    try:
+        return out, run_stage(corpus, out)
+    finally:
+        os.umask(old)
 
 
 def test_stage_writes_a_handful_of_files(stage):
@@ -409,6 +414,12 @@ def test_stage_writes_a_handful_of_files(stage):
     ]
     assert sorted(p.name for p in (out / "contact").iterdir()) == ["Session1.png", "Session2.png"]
 
+
+def test_outputs_are_readable_by_group_and_others_under_umask_022(stage):
+    """On a shared server teammates can read the crops, summary and contact sheets."""
+    out, _ = stage
+    made = [p for d in ("faces", "contact") for p in sorted((out / d).iterdir())]
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in made} == {p.name: 0o644 for p in made}
 
 def test_every_kept_utterance_is_cropped_or_rejected_with_a_reason(stage):
     out, result = stage

@@ -4,6 +4,10 @@ Every output is written under a temporary name in the same directory and renamed
 place, so a reader (or DVC) never sees half a file, and a stage killed midway leaves
 nothing that looks complete. A write that fails (disk full, file too large, permission
 denied) raises OutputError, one line naming the file and the cause.
+
+Outputs get the permissions the user's umask gives any new file (0644 under the usual
+umask 022), not the owner-only 0600 of `tempfile.mkstemp`: on a shared server teammates
+read each other's workspaces, including the copies DVC makes of cached outputs.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import contextlib
 import errno
 import json
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -66,22 +71,49 @@ def writing(path: str | Path) -> Iterator[None]:
         raise OutputError(exc.errno, f"cannot write {path}: {cause}" + (f" ({hint})" if hint else "")) from exc
 
 
+#: Mode a new output is created with; the kernel takes the user's umask (and a default
+#: ACL of the directory) off it, as for any file a program creates with open().
+NEW_FILE_MODE = 0o666
+
+
+def create_temporary(path: str | Path) -> Path:
+    """Create an empty file beside `path`, named ``.<name>.<random>.tmp``, and return it.
+
+    Like `tempfile.mkstemp` (exclusive creation, a name nobody else holds) but with the
+    permissions of a normal new file instead of mkstemp's owner-only 0600.
+    """
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, flags, NEW_FILE_MODE)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(errno.EEXIST, f"no free temporary name beside {path}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it to `path` if the block succeeds.
 
-    An OSError on the way (disk full, file too large, permission denied) becomes an
-    OutputError naming `path`; the temporary file is removed either way.
+    The file at `path` gets the permissions the user's umask gives a new file, even if
+    the block replaced the temporary file with one of its own. An OSError on the way
+    (disk full, file too large, permission denied) becomes an OutputError naming
+    `path`; the temporary file is removed either way.
     """
     path = Path(path)
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-    tmp_path = Path(tmp)
+        tmp_path = create_temporary(path)
+        mode = stat.S_IMODE(tmp_path.stat().st_mode)
     try:
         with writing(path):
             yield tmp_path
+            if stat.S_IMODE(tmp_path.stat().st_mode) != mode:
+                os.chmod(tmp_path, mode)
             os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
