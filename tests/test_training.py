@@ -158,6 +158,22 @@ def test_other_shards_never_resume_and_a_finished_run_rewrites_its_outputs(shard
     assert sum(m["n"].values()) == sum(first["n"].values()) + 1
 
 
+def test_a_forced_rerun_reevaluates_a_finished_run_unless_its_training_code_changed(shard_dir, tmp_path, monkeypatch):
+    variant = training.VariantConfig(modalities=("audio",), weighting="dynamic")
+    first = run(shard_dir, tmp_path, variant)
+    # `dvc repro -f` with nothing changed: the finished last.pt is re-evaluated, no epoch trains
+    assert run(shard_dir, tmp_path, variant, stop_after_epoch=1) == first
+    # the model's code changed (DVC reruns the stage for it): trained from scratch, not resumed
+    real = training._source_bytes
+    monkeypatch.setattr(training, "_source_bytes", lambda m: real(m) + (b"# edited" if m == "model" else b""))
+    assert run(shard_dir, tmp_path, variant, stop_after_epoch=1) is None  # stopped after a trained epoch
+    assert len((tmp_path / "curves.csv").read_text().splitlines()) == 1 + 1
+    # the documented way to retrain with unchanged code: delete the run's checkpoints
+    monkeypatch.undo()
+    shutil.rmtree(tmp_path / "checkpoints")
+    assert run(shard_dir, tmp_path, variant, stop_after_epoch=1) is None
+
+
 @pytest.mark.slow
 def test_two_process_gloo_ddp_matches_the_single_process_trend(shard_dir, tmp_path):
     import subprocess

@@ -14,8 +14,9 @@ when the validation NLL sum improves. A run that starts afresh deletes an old
 finite validation NLL fails with a message and writes no metrics. A killed run started
 again with the same config resumes from ``last.pt`` and ends with the same result as an
 uninterrupted run (on CPU, same seed): data order depends only on (seed, epoch), and
-the torch RNG state is restored. A checkpoint written under another config is never
-resumed from.
+the torch RNG state is restored. A checkpoint written under another config, other
+shards, another split or other training code (`TRAINING_CODE`) is never resumed from;
+a finished one under the same is only re-evaluated (what ``dvc repro -f`` then does).
 
 The best epoch is chosen by the *unweighted* sum of the validation NLLs, because the
 weighted joint loss is not comparable across epochs when the weights move.
@@ -382,6 +383,34 @@ def config_digest(resolved: Mapping) -> str:
 BEST_KEYS = ("model", "weighting", "epoch", "best", "config", "digest")
 
 
+#: The modules whose code decides the weights a run learns. A change to any of them (a
+#: changed dependency of the train stages, so DVC reruns them) trains from scratch: a
+#: checkpoint written by other code is never resumed from, nor taken as finished. The
+#: metrics code is not among them: a finished run re-evaluates its best checkpoint with
+#: the current metrics code.
+TRAINING_CODE = ("training", "model", "audioconv", "weighting", "shards")
+
+
+def _source_bytes(module: str) -> bytes:
+    """A module's source; a package's is every .py file in it, named, in path order."""
+    import importlib
+
+    path = Path(importlib.import_module(f"{__package__}.{module}").__file__)
+    if path.name != "__init__.py":
+        return path.read_bytes()
+    files = sorted(path.parent.rglob("*.py"))
+    return b"".join(f"{f.relative_to(path.parent).as_posix()}\0".encode() + f.read_bytes() for f in files)
+
+
+def code_digest() -> str:
+    """sha256 of the source files of TRAINING_CODE, part of every checkpoint's digest."""
+    h = hashlib.sha256()
+    for module in TRAINING_CODE:
+        source = _source_bytes(module)
+        h.update(f"{module}\0{len(source)}\0".encode() + source)
+    return h.hexdigest()
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -450,7 +479,7 @@ def fit(
     # other shards (another split, other labels) is never resumed from
     manifest_sha = hashlib.sha256((Path(shard_dir) / "manifest.json").read_bytes()).hexdigest()
     split_sha = hashlib.sha256(json.dumps(sorted(split.items())).encode()).hexdigest()
-    resolved = {"variant": name, **as_dict(variant), "model": as_dict(model_cfg), "train": as_dict(cfg), "shards": meta, "manifest_sha256": manifest_sha, "split_sha256": split_sha}
+    resolved = {"variant": name, **as_dict(variant), "model": as_dict(model_cfg), "train": as_dict(cfg), "shards": meta, "manifest_sha256": manifest_sha, "split_sha256": split_sha, "code_sha256": code_digest()}
     digest = config_digest(resolved)
 
     seed_everything(cfg.seed)
@@ -490,7 +519,7 @@ def fit(
             curves = json.loads(state["curves"])
             log.info("%s: resuming after epoch %d from %s", name, state["epoch"] + 1, last)
         else:
-            log.warning("%s: %s was written under another config; starting afresh", name, last)
+            log.warning("%s: %s was written under another config or training code; starting afresh", name, last)
     if start == 0 and d.master:
         # checkpoints persist across `dvc repro`: a best.pt of an earlier run must never
         # stand in for this one's (it is also refused by digest at the end)
