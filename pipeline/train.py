@@ -4,13 +4,16 @@ A run is one (fold, seed) of params.yaml `runs`; its split is computed here from
 shards' index and params `split` (nothing about it is stored in the shards). Writes
 results/runs/<variant>/fold<F>-seed<S>/: checkpoints/ (last.pt, best.pt), curves.csv
 (per-epoch losses, per-task NLLs and task weights), predictions.csv (test set) and
-metrics.json. Run several processes with
-`torchrun --nproc_per_node N pipeline/train.py ...`.
+metrics.json. With params `train.nproc` N > 1 the script starts itself again under
+torchrun in N processes (DistributedDataParallel, one per GPU); on several nodes, start
+it with torchrun on each node yourself (README, "Several GPUs and nodes").
 """
 
 import argparse
 import dataclasses
 import logging
+import os
+import sys
 from pathlib import Path
 
 from avemotion import cli, sections, splits, training
@@ -55,6 +58,12 @@ def main() -> None:
         training.check_shards(shard_set.meta, expected, args.shards)
         training.check_manifest_params(shard_set.manifest, params, args.shards)
         split = splits.assign(read_index(args.shards), cfg["split"], run)
+        launch = training.torchrun_command(cfg["train"].nproc, sys.argv, os.environ)
+        if launch is not None:  # this same command in train.nproc processes, replacing this one
+            log.info("train.nproc %d: %s", cfg["train"].nproc, " ".join(launch))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execv(launch[0], launch)
         result = training.fit(
             args.shards,
             args.out / args.variant / run.id,

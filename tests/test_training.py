@@ -196,6 +196,31 @@ def test_two_process_gloo_ddp_matches_the_single_process_trend(shard_dir, tmp_pa
     assert 0 < ddp["weights"]["emotion"] < 1 and ddp["weights"]["emotion"] + ddp["weights"]["gender"] == pytest.approx(1)
 
 
+def test_train_nproc_launches_torchrun_only_when_needed():
+    from avemotion.config import ParamsError, build
+
+    argv = ["pipeline/train.py", "--variant", "MM-static", "--fold", "1", "--seed", "7"]
+    assert training.torchrun_command(1, argv, {}) is None  # one process: no torchrun start-up cost
+    cmd = training.torchrun_command(2, argv, {"PATH": "/bin"})
+    assert cmd[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"] and cmd[5:] == argv
+    # started by torchrun (the command above, or by hand on several nodes): train here
+    assert training.torchrun_command(2, argv, {"LOCAL_WORLD_SIZE": "2", "RANK": "3"}) is None
+    with pytest.raises(training.TrainError, match=r"started 4 process\(es\) per node but train.nproc is 1; set train.nproc: 4"):
+        training.torchrun_command(1, argv, {"LOCAL_WORLD_SIZE": "4"})
+    assert build(training.TrainConfig, {"train": {"nproc": 8}}, "train").nproc == 8
+    with pytest.raises(ParamsError, match=r"'train.nproc' must be > 0"):
+        build(training.TrainConfig, {"train": {"nproc": 0}}, "train")
+
+
+def test_more_processes_than_gpus_is_named(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(training.TrainError, match=r"2 visible, 3 processes in all; set train.nproc"):
+        training.choose_device(dataclasses.replace(TINY_TRAIN, device="cuda"), training.Dist(rank=2, world=3, local_rank=2))
+
+
 def test_device_choice_falls_back_to_cpu_with_a_warning_unless_insisted():
     import torch
 

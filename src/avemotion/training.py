@@ -33,10 +33,11 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Mapping
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import torch
 import torch.distributed as dist
@@ -81,11 +82,13 @@ class TrainConfig:
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 on CUDA, off on CPU
     workers: int = 0  # DataLoader worker processes
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    nproc: int = 1  # training processes on this machine (one per GPU); > 1 runs under torchrun
+
 
     def validate(self, where: str = "train") -> None:
         from .config import ParamsError
 
-        for key in ("lr", "epochs", "batch"):
+        for key in ("lr", "epochs", "batch", "nproc"):
             if getattr(self, key) <= 0:
                 raise ParamsError(f"params: '{where}.{key}' must be > 0")
 
@@ -145,6 +148,29 @@ def init_distributed(device_kind: str) -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def torchrun_command(nproc: int, argv: Sequence[str], env: Mapping[str, str]) -> list[str] | None:
+    """The command that runs the script `argv` (path and arguments) in `nproc` processes.
+
+    It uses torchrun (``python -m torch.distributed.run --standalone``), single node, on a
+    free port. The result is None where the script should go on in this process: with
+    nproc 1 (no torchrun start-up cost for the many small runs), or when torchrun started
+    it already (this command, or by hand across several nodes). Raises TrainError when
+    torchrun started another number of processes per node than `train.nproc`: the
+    params record how a run was trained.
+    """
+    if "LOCAL_WORLD_SIZE" in env:  # set by torchrun for every process it starts
+        local = int(env["LOCAL_WORLD_SIZE"])
+        if local != nproc:
+            raise TrainError(
+                f"torchrun started {local} process(es) per node but train.nproc is {nproc}; set "
+                f"train.nproc: {local} (the params record how a run was trained) or launch with --nproc_per_node {nproc}"
+            )
+        return None
+    if nproc == 1:
+        return None
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *argv]
+
+
 def choose_device(cfg: TrainConfig, d: Dist = Dist()) -> torch.device:
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise TrainError("train.device is cuda but no CUDA device is available; set train.device: auto or cpu")
@@ -153,9 +179,17 @@ def choose_device(cfg: TrainConfig, d: Dist = Dist()) -> torch.device:
     if cfg.device == "cpu" or not torch.cuda.is_available():
         device = torch.device("cpu")
     else:
+        if d.local_rank >= torch.cuda.device_count():
+            raise TrainError(
+                f"process {d.local_rank} of this node has no GPU of its own: {torch.cuda.device_count()} visible, "
+                f"{d.world} processes in all; set train.nproc to at most the number of GPUs per node"
+            )
         device = torch.device("cuda", d.local_rank)
         torch.cuda.set_device(device)
-    log.info("training on %s", device)
+    if d.world > 1:
+        log.info("training on %s, process %d of %d", device, d.rank + 1, d.world)
+    else:
+        log.info("training on %s", device)
     return device
 
 
@@ -479,7 +513,7 @@ def fit(
     # other shards (another split, other labels) is never resumed from
     manifest_sha = hashlib.sha256((Path(shard_dir) / "manifest.json").read_bytes()).hexdigest()
     split_sha = hashlib.sha256(json.dumps(sorted(split.items())).encode()).hexdigest()
-    resolved = {"variant": name, **as_dict(variant), "model": as_dict(model_cfg), "train": as_dict(cfg), "shards": meta, "manifest_sha256": manifest_sha, "split_sha256": split_sha, "code_sha256": code_digest()}
+    resolved = {"variant": name, **as_dict(variant), "model": as_dict(model_cfg), "train": as_dict(cfg), "shards": meta, "manifest_sha256": manifest_sha, "split_sha256": split_sha, "code_sha256": code_digest(), "processes": d.world}
     digest = config_digest(resolved)
 
     seed_everything(cfg.seed)
