@@ -514,6 +514,33 @@ def test_outputs_are_byte_identical_whatever_the_worker_count(corpus, stage, tmp
             assert (out1 / sub / name).read_bytes() == (out2 / sub / name).read_bytes(), name
 
 
+def test_workers_spread_over_every_visible_gpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    assert faces.worker_devices("cuda", 7) == ["cuda:0", "cuda:1", "cuda:2", "cuda:0", "cuda:1", "cuda:2", "cuda:0"]
+    assert faces.worker_devices("cuda", 1) == ["cuda:0"]  # one worker: in the stage's own process
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert faces.worker_devices("cuda", 2) == ["cuda:0", "cuda:0"]
+    assert faces.worker_devices("cpu", 2) == ["cpu", "cpu"] and faces.worker_devices(None, 3) == [None] * 3
+
+
+def test_each_worker_process_takes_its_own_device(corpus, monkeypatch):
+    # two workers handed cuda:0 and cuda:1 (two GPUs stubbed; the cascade runs on the CPU
+    # whatever it is handed): every worker starts, and the results are the in-process ones
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    root, utterances, labels = corpus
+    cfg = faces.FacesConfig(**{**FAST, "out_px": 48})
+    jobs = faces.plan_jobs(utterances, labels, AudioConfig(seconds=1.0), VideoConfig(fps=FPS), cfg.view)
+    chunks = faces.chunk_jobs(jobs, per_chunk=1)
+    key = lambda rs: [(r.utterance_id, r.reason, None if r.faces is None else r.faces.tobytes()) for r in rs]  # noqa: E731
+    alone = key(faces.iter_results(chunks, root, cfg, FPS, None, "cuda", workers=1))
+    pooled = key(faces.iter_results(chunks, root, cfg, FPS, None, "cuda", workers=2))
+    assert pooled == alone and len(alone) == len(jobs)
+
+
 def test_entry_point_runs_from_params(corpus, tmp_path):
     root, utterances, labels = corpus
     pq.write_table(utterances, tmp_path / "utterances.parquet")

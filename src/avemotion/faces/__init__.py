@@ -110,6 +110,7 @@ from .pool import (
     available_cores,
     die_with_parent,
     iter_results,
+    worker_devices,
 )
 from .store import (
     ROWS_PER_GROUP,
@@ -180,4 +181,5 @@ __all__ = [
     "track",
     "utterance_frames",
     "verify_weights",
+    "worker_devices",
 ]

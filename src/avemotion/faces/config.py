@@ -21,7 +21,7 @@ class FacesConfig:
     #: code does); the two disagree in every Ses0xM dialog: check the contact sheets
     view: Literal["letter", "gender"] = "letter"
     weights: str | None = None  # local detector weights (offline machines); null = download cache
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # where sfd/retinaface run; auto = cuda if present
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # where sfd/retinaface run; auto = cuda if present; cuda: every visible GPU, worker k on cuda:(k mod n)
     crop_px: int = 224  # side of the square cut around the face, in video pixels
     out_px: int = 96  # side of the stored crop
     detect_every: int = 5  # run the detector on every n-th step (and the last); 1 = every step

@@ -57,16 +57,32 @@ def die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
+def worker_devices(device: str | None, workers: int) -> list[str | None]:
+    """The device of each of `workers` worker processes (one entry each, at least one).
+
+    With ``cuda`` the workers spread over every visible GPU: worker k uses cuda:(k mod n)
+    for n GPUs (``CUDA_VISIBLE_DEVICES`` chooses which), so a machine with several GPUs
+    detects on all of them. ``cpu`` and None (the cascade) are the same for every worker.
+    """
+    if device != "cuda":
+        return [device] * max(workers, 1)
+    import torch
+
+    n = max(torch.cuda.device_count(), 1)
+    return [f"cuda:{k % n}" for k in range(max(workers, 1))]
+
+
 def _init_worker(
-    root: str, cfg: FacesConfig, fps: float, weights: str | None, device: str | None, threads: int, parent: int
+    root: str, cfg: FacesConfig, fps: float, weights: str | None, devices, threads: int, parent: int
 ) -> None:
     die_with_parent(parent)
+    device = devices.get()  # one entry of worker_devices per worker process
     cv2.setNumThreads(threads)
     if cfg.detector != "cascade":
         import torch
 
         torch.set_num_threads(threads)
-    _WORKER.update(root=Path(root), cfg=cfg, fps=fps, detector=make_detector(cfg, weights, device))
+    _WORKER.update(root=Path(root), cfg=cfg, fps=fps, device=device, detector=make_detector(cfg, weights, device))
 
 
 def _work(chunk: list[FaceJob]) -> list[FaceResult]:
@@ -93,21 +109,26 @@ def iter_results(
     """Results of all chunks, in chunk order, computed by `workers` processes.
 
     At most IN_FLIGHT_PER_WORKER chunks per worker are pending at a time, so memory does
-    not grow with the corpus. With one worker everything runs in this process.
+    not grow with the corpus. With one worker everything runs in this process. Worker k
+    detects on ``worker_devices(device, workers)[k]`` (with ``cuda``: every visible GPU).
     """
+    devices = worker_devices(device, workers)
     if workers <= 1:
-        detector = make_detector(cfg, weights, device)
+        detector = make_detector(cfg, weights, devices[0])
         for chunk in chunks:
             yield from crop_chunk(chunk, root, cfg, fps, detector)
         return
     threads = max(1, available_cores() // workers)
     # spawn, not fork: safe with torch/CUDA and OpenMP state in the parent
     ctx = multiprocessing.get_context("spawn")
+    queue = ctx.SimpleQueue()  # each worker process takes its device from it, once
+    for d in devices:
+        queue.put(d)
     pool = cf.ProcessPoolExecutor(
         max_workers=workers,
         mp_context=ctx,
         initializer=_init_worker,
-        initargs=(str(root), cfg, fps, weights, device, threads, os.getpid()),
+        initargs=(str(root), cfg, fps, weights, queue, threads, os.getpid()),
     )
     try:
         pending: list[cf.Future] = []

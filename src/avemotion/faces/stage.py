@@ -33,7 +33,7 @@ from .config import FacesConfig
 from .contact import ContactSheet
 from .crop import FaceResult, check_seeks
 from .plan import chunk_jobs, plan_jobs
-from .pool import available_cores, iter_results
+from .pool import available_cores, iter_results, worker_devices
 from .store import SessionWriter, faces_schema
 from .weights import detector_files_sha256, resolve_device, resolve_weights
 
@@ -78,6 +78,9 @@ def run(
     chunks = chunk_jobs(jobs)
     workers = min(cfg.workers or available_cores(), max(1, len(chunks)))
     log.info("faces: %d utterances in %d chunks, %d worker(s), detector %s", len(jobs), len(chunks), workers, cfg.detector)
+    if device is not None and device != "cpu":
+        spread = worker_devices(device, workers)
+        log.info("faces: detecting on %s", ", ".join(f"{spread.count(d)} worker(s) on {d}" for d in dict.fromkeys(spread)))
 
     meta = {"faces": as_dict(cfg), "audio": as_dict(audio), "video": as_dict(video)}
     # what a worker count or a machine must not change stays out of the files
