@@ -84,7 +84,6 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 = torch's default
     nproc: int = 1  # training processes on this machine (one per GPU); > 1 runs under torchrun
 
-
     def validate(self, where: str = "train") -> None:
         from .config import ParamsError
 
