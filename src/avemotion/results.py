@@ -266,16 +266,17 @@ def report(
             if metric not in c:
                 continue
             m = c[metric]
-            va, vb = summary[a]["test"].get(metric), summary[b]["test"].get(metric)
+            level_used = m[c["decided_by"]]
             better = "higher" if stats.METRICS[metric][1] else "lower"
-            basis = "mean of the per-run differences" if c["decided_by"] == "runs" else "on the pooled utterances"
+            basis = ("means over the paired runs; difference: mean of the per-run differences" if c["decided_by"] == "runs"
+                     else "on the pooled test utterances of the paired runs")
             words = f"{a} is {m['verdict']}" if m["verdict"] != "no detectable difference" else "no detectable difference"
             lines.append(
-                f"- {NAMES[metric]} ({better} is better): {a} {_f(va)} vs {b} {_f(vb)} (means over runs); "
-                f"difference {m['diff']:+.3f} ({basis}), {level}% CI {_ci(m['ci95'])}, p = {_p(m['p'])}: **{words}**"
+                f"- {NAMES[metric]} ({better} is better): {a} {_f(level_used.get('a'))} vs {b} {_f(level_used.get('b'))} "
+                f"({basis}); difference {m['diff']:+.3f}, {level}% CI {_ci(m['ci95'])}, p = {_p(m['p'])}: **{words}**"
             )
         pmin = stats.sign_flip_p_min(c["runs"])
-        if c["decided_by"] == "utterances" and c["runs"]:
+        if c["decided_by"] == "utterances" and c["runs"] >= 2:
             lines.append(
                 f"- With {c['runs']} run(s) the run-level sign-flip test cannot go below p = {pmin:.4f}, so the "
                 "verdicts above come from the utterance level, which treats the trained models as fixed and "
@@ -283,7 +284,11 @@ def report(
                 "and in the per-run table below. More seeds or folds (params `runs`) let the runs decide."
             )
         if c["runs"] < 2:
-            lines.append("- Fewer than two paired runs: there is no run-level interval.")
+            lines.append(
+                f"- {c['runs']} paired run: no run-level test or interval; the verdicts above come from the "
+                "utterance level, which treats the two trained models as fixed and ignores training noise, so they "
+                "say whether these two trained models differ on these utterances, not whether the weightings do."
+            )
         lines.append("")
 
     lines += [

@@ -268,9 +268,13 @@ def compare_pair(
         if not all(metric in runs_a[r] and metric in runs_b[r] for r in common) or metric not in pooled:
             continue
         by_runs = paired_runs([runs_a[r][metric] - runs_b[r][metric] for r in common], cfg.confidence, seed=cfg.seed)
+        by_runs["a"] = float(np.mean([runs_a[r][metric] for r in common])) if common else None
+        by_runs["b"] = float(np.mean([runs_b[r][metric] for r in common])) if common else None
         truth, pa, pb = pooled[metric]
         fn = metric_function(metric, n_classes.get(metric, 2))
         by_utts = paired_utterances(truth, pa, pb, fn, cfg.confidence, cfg.resamples, cfg.seed)
+        by_utts["a"] = float(fn(truth, pa)) if len(truth) else None
+        by_utts["b"] = float(fn(truth, pb)) if len(truth) else None
         chosen = by_runs if decided_by == "runs" else by_utts
         out[metric] = {
             "diff": chosen["diff"], "ci95": chosen["ci95"], "p": chosen["p"],
