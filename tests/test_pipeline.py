@@ -22,6 +22,7 @@ TINY = {
     "demo": {"sessions": [1, 3], "improvised_per_session": 2, "scripted_per_session": 1, "utterances_per_dialog": 8, "workers": 1},
     "corpus": {"sessions": [1, 3]},
     "faces": {"workers": 1},
+    "split": {"method": "session"},  # leave-one-session-out over the two sessions
     "runs": {"folds": [1, 3], "seeds": [1], "every_run": ["MM-static", "MM-dynamic"],
              "first_run": ["UM-dynamic-A", "UM-dynamic-V", "MM-uncertainty"]},
 }
