@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from avemotion import training
+from avemotion.training import checkpoints
 from avemotion.model import ModelConfig
 from avemotion import splits
 from avemotion.shards import read_index
@@ -164,8 +165,8 @@ def test_a_forced_rerun_reevaluates_a_finished_run_unless_its_training_code_chan
     # `dvc repro -f` with nothing changed: the finished last.pt is re-evaluated, no epoch trains
     assert run(shard_dir, tmp_path, variant, stop_after_epoch=1) == first
     # the model's code changed (DVC reruns the stage for it): trained from scratch, not resumed
-    real = training._source_bytes
-    monkeypatch.setattr(training, "_source_bytes", lambda m: real(m) + (b"# edited" if m == "model" else b""))
+    real = checkpoints._source_bytes
+    monkeypatch.setattr(checkpoints, "_source_bytes", lambda m: real(m) + (b"# edited" if m == "model" else b""))
     assert run(shard_dir, tmp_path, variant, stop_after_epoch=1) is None  # stopped after a trained epoch
     assert len((tmp_path / "curves.csv").read_text().splitlines()) == 1 + 1
     # the documented way to retrain with unchanged code: delete the run's checkpoints
