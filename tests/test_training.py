@@ -175,6 +175,21 @@ def test_a_forced_rerun_reevaluates_a_finished_run_unless_its_training_code_chan
     assert run(shard_dir, tmp_path, variant, stop_after_epoch=1) is None
 
 
+def test_the_training_code_digest_covers_every_file_of_its_packages(monkeypatch):
+    from avemotion import shards
+
+    base = training.code_digest()
+    real_rglob, real_read = Path.rglob, Path.read_bytes
+    # the order the file system lists a package's files in does not change the digest
+    monkeypatch.setattr(Path, "rglob", lambda self, pattern: reversed(list(real_rglob(self, pattern))))
+    assert training.code_digest() == base
+    sources = [f for pkg in (training, shards) for f in sorted(Path(pkg.__file__).parent.glob("*.py"))]
+    assert len(sources) > 2
+    for edited in sources:  # an edit to any module of the packages trains from scratch
+        monkeypatch.setattr(Path, "read_bytes", lambda self, e=edited: real_read(self) + (b"# edited" if self == e else b""))
+        assert training.code_digest() != base, edited
+
+
 @pytest.mark.slow
 def test_two_process_gloo_ddp_matches_the_single_process_trend(shard_dir, tmp_path):
     import subprocess
