@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from avemotion import training
+from avemotion.training import checkpoints
 from avemotion.model import ModelConfig
 from avemotion import splits
 from avemotion.shards import read_index
@@ -164,14 +165,29 @@ def test_a_forced_rerun_reevaluates_a_finished_run_unless_its_training_code_chan
     # `dvc repro -f` with nothing changed: the finished last.pt is re-evaluated, no epoch trains
     assert run(shard_dir, tmp_path, variant, stop_after_epoch=1) == first
     # the model's code changed (DVC reruns the stage for it): trained from scratch, not resumed
-    real = training._source_bytes
-    monkeypatch.setattr(training, "_source_bytes", lambda m: real(m) + (b"# edited" if m == "model" else b""))
+    real = checkpoints._source_bytes
+    monkeypatch.setattr(checkpoints, "_source_bytes", lambda m: real(m) + (b"# edited" if m == "model" else b""))
     assert run(shard_dir, tmp_path, variant, stop_after_epoch=1) is None  # stopped after a trained epoch
     assert len((tmp_path / "curves.csv").read_text().splitlines()) == 1 + 1
     # the documented way to retrain with unchanged code: delete the run's checkpoints
     monkeypatch.undo()
     shutil.rmtree(tmp_path / "checkpoints")
     assert run(shard_dir, tmp_path, variant, stop_after_epoch=1) is None
+
+
+def test_the_training_code_digest_covers_every_file_of_its_packages(monkeypatch):
+    from avemotion import shards
+
+    base = training.code_digest()
+    real_rglob, real_read = Path.rglob, Path.read_bytes
+    # the order the file system lists a package's files in does not change the digest
+    monkeypatch.setattr(Path, "rglob", lambda self, pattern: reversed(list(real_rglob(self, pattern))))
+    assert training.code_digest() == base
+    sources = [f for pkg in (training, shards) for f in sorted(Path(pkg.__file__).parent.glob("*.py"))]
+    assert len(sources) > 2
+    for edited in sources:  # an edit to any module of the packages trains from scratch
+        monkeypatch.setattr(Path, "read_bytes", lambda self, e=edited: real_read(self) + (b"# edited" if self == e else b""))
+        assert training.code_digest() != base, edited
 
 
 @pytest.mark.slow
