@@ -321,7 +321,8 @@ def report(
         "",
         "## Pooled test predictions, with bootstrap intervals over utterances",
         "",
-        "All runs' test predictions together (under leave-one-session-out with one seed, every utterance once).",
+        "All runs' test predictions together (under leave-one-session-out with one seed every utterance once; "
+        "under random splits an utterance appears once per run whose test split drew it).",
         "",
         "| variant | utterances | emotion UA | emotion WA | emotion macro-F1 | gender accuracy |",
         "|---|---|---|---|---|---|",
