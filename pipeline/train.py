@@ -54,16 +54,16 @@ def main() -> None:
             "out_px": cfg["faces"].out_px,
             "audio_samples": round(audio_cfg.seconds * SAMPLE_RATE),
         }
-        shard_set = ShardDataset(args.shards, [], ("audio",))
+        shard_set = ShardDataset(args.shards, [], ("audio",), index=())  # the manifest and meta only
         training.check_shards(shard_set.meta, expected, args.shards)
         training.check_manifest_params(shard_set.manifest, params, args.shards)
-        split = splits.assign(read_index(args.shards), cfg["split"], run)
         launch = training.torchrun_command(cfg["train"].nproc, sys.argv, os.environ)
         if launch is not None:  # this same command in train.nproc processes, replacing this one
             log.info("train.nproc %d: %s", cfg["train"].nproc, " ".join(launch))
             sys.stdout.flush()
             sys.stderr.flush()
             os.execv(launch[0], launch)
+        index = read_index(args.shards)  # once, after any relaunch: the split and fit's readers share it
         result = training.fit(
             args.shards,
             args.out / args.variant / run.id,
@@ -71,7 +71,8 @@ def main() -> None:
             variants[args.variant],
             cfg["model"],
             dataclasses.replace(cfg["train"], seed=run.seed),
-            split=split,
+            split=splits.assign(index, cfg["split"], run),
+            index=index,
         )
     if result is not None:
         cli.print_summary(f"train@{args.variant} {run.id}", {k: result[k] for k in ("weights", "val", "test", "n", "best_epoch")})

@@ -47,14 +47,14 @@ def section_classes() -> dict[str, type]:
 SPECIAL_SECTIONS = ("variants",)
 
 
-def check_sections(params: Mapping[str, Any]) -> None:
+def check_sections(params: Mapping[str, Any]) -> dict[str, Any]:
     """Check every section present in a params file, whichever stage is running.
 
     Unknown top-level sections and unknown or mistyped keys in any section are errors
     naming the key and the valid ones, so a typo in a section a stage does not read
     fails at the first stage that runs (before DVC has deleted any stage's outputs),
     not hours later. Sections left out take their defaults where they have them; the
-    stage that needs a required one says so.
+    stage that needs a required one says so. Returns the sections it built.
     """
     from .config import ParamsError
     from .training import build_variants
@@ -70,6 +70,7 @@ def check_sections(params: Mapping[str, Any]) -> None:
     if "variants" in params:
         built["variants"] = build_variants(params)
     _check_across(built)
+    return built
 
 
 def _check_across(built: Mapping[str, Any]) -> None:
@@ -97,9 +98,11 @@ def build_all(params: Mapping[str, Any]) -> dict[str, Any]:
     """Build every section (defaults for those left out); unknown sections are errors too."""
     from .training import build_variants
 
-    check_sections(params)
-    classes = section_classes()
-    out = {name: build(cls, params, name) for name, cls in classes.items()}
-    out["variants"] = build_variants(params)
-    _check_across(out)
+    out = check_sections(params)
+    for name, cls in section_classes().items():
+        if name not in out:  # left out: its defaults, or the error naming the missing section
+            out[name] = build(cls, params, name)
+    if "variants" not in out:
+        out["variants"] = build_variants(params)
+    _check_across(out)  # again, now that defaults stand in for the sections left out
     return out

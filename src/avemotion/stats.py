@@ -204,8 +204,9 @@ def paired_utterances(
     which is exact in distribution under "the two variants are exchangeable".
     """
     truth, pred_a, pred_b = np.asarray(truth), np.asarray(pred_a), np.asarray(pred_b)
-    diff = float(metric(truth, pred_a) - metric(truth, pred_b))
-    out = {"n": len(truth), "diff": diff, "ci95": None, "p": None}
+    a, b = float(metric(truth, pred_a)), float(metric(truth, pred_b))
+    diff = a - b
+    out = {"n": len(truth), "a": a, "b": b, "diff": diff, "ci95": None, "p": None}
     if len(truth) < 2:
         return out
     rng = np.random.default_rng(seed)
@@ -273,8 +274,6 @@ def compare_pair(
         truth, pa, pb = pooled[metric]
         fn = metric_function(metric, n_classes.get(metric, 2))
         by_utts = paired_utterances(truth, pa, pb, fn, cfg.confidence, cfg.resamples, cfg.seed)
-        by_utts["a"] = float(fn(truth, pa)) if len(truth) else None
-        by_utts["b"] = float(fn(truth, pb)) if len(truth) else None
         chosen = by_runs if decided_by == "runs" else by_utts
         out[metric] = {
             "diff": chosen["diff"], "ci95": chosen["ci95"], "p": chosen["p"],

@@ -9,7 +9,7 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 import torch.distributed as dist
@@ -41,13 +41,14 @@ def fit(
     progress: bool = True,
     stop_after_epoch: int | None = None,
     split: Mapping[str, str] | None = None,
+    index: Sequence[dict] | None = None,
 ) -> dict | None:
     """Train one variant in one run; write checkpoints, curves, predictions and metrics.json.
 
     `split` maps utterance ids to "train" | "val" | "test" (`splits.assign`); by default
     a random 60/20/20 split drawn from `cfg.seed`. Returns the run's metrics (on the
     master process; None elsewhere). `stop_after_epoch` ends the run early as if it had
-    been killed (for tests).
+    been killed (for tests). `index` is the shards' `read_index`, if the caller has it.
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -58,7 +59,7 @@ def fit(
     autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
     modalities = tuple(variant.modalities)
 
-    index = read_index(shard_dir)
+    index = list(index) if index is not None else read_index(shard_dir)
     if split is None:
         split = assign(index, SplitConfig(), Run(fold=1, seed=cfg.seed))
     ids = ids_by_split(split)
